@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: ffmpeg from Debian (where missing), a virtual environment in .venv,
+# the project with its test extra, torch/torchvision pinned by constraints.txt.
+# Usage: bash scripts/setup.sh            (idempotent; re-running only installs what is missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  echo "[setup] installing ffmpeg from Debian"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+ffmpeg -version | head -n 1
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+echo "[setup] installing the project (torch pinned by constraints.txt; this takes a few minutes the first time)"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python - <<'PY'
+import torch, torchvision, ray, decord, timm  # noqa: F401
+print(f"[setup] ok: torch {torch.__version__}, torchvision {torchvision.__version__}, ray {ray.__version__}, timm {timm.__version__}")
+PY

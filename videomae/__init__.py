@@ -1,0 +1,20 @@
+"""videomae: the core library (model, masks, targets/loss, presets, checkpoints, video I/O)."""
+
+from videomae.checkpoint import load_model, save_model
+from videomae.config import VideoMAEConfig
+from videomae.masks import MaskingConfig, sample_masks
+from videomae.model import VideoMAEClassifier, VideoMAEPretrain, create_classifier, create_model
+from videomae.presets import list_presets
+
+__all__ = [
+    "VideoMAEConfig",
+    "VideoMAEPretrain",
+    "VideoMAEClassifier",
+    "MaskingConfig",
+    "create_model",
+    "create_classifier",
+    "load_model",
+    "save_model",
+    "sample_masks",
+    "list_presets",
+]

@@ -1,0 +1,295 @@
+"""Checkpoint I/O: our model directory, the reference's `.pth` files and Hugging Face VideoMAE weights.
+
+Our format (DESIGN.md): a directory with `config.json` (the model type, the preset name and every architecture field)
+and `model.safetensors`. Foreign formats go through one remapping function each (`remap_reference`, `remap_hf`) to
+our key layout, which is the reference's, then load strictly: a missing or unexpected key is an error naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from videomae.config import VideoMAEConfig
+from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.presets import list_presets, preset_fields
+
+log = logging.getLogger(__name__)
+
+Model = VideoMAEPretrain | VideoMAEClassifier
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_WRAPPER_KEYS = ("model", "module", "state_dict", "model_state")
+_PREFIXES = ("_orig_mod.", "module.", "backbone.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into the requested model; the message names the keys involved."""
+
+
+# ----------------------------------------------------------------------------------------------- our own format
+def save_model(model: Model, directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_type = "classifier" if isinstance(model, VideoMAEClassifier) else "pretrain"
+    meta = {"model_type": model_type, **model.cfg.to_json_dict()}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "model_type": model_type})
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return directory
+
+
+def _build(model_type: str, cfg: VideoMAEConfig) -> Model:
+    return VideoMAEClassifier(cfg) if model_type == "classifier" else VideoMAEPretrain(cfg)
+
+
+def load_strict(model: Model, state: Mapping[str, torch.Tensor], *, allow_missing: tuple[str, ...] = (),
+                allow_unexpected: tuple[str, ...] = (), source: str = "checkpoint") -> Model:
+    """Load `state` into `model`; fail with the missing/unexpected/mis-shaped key names unless allowed by prefix."""
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in state and not k.startswith(allow_missing))
+    unexpected = sorted(k for k in state if k not in own and not k.startswith(allow_unexpected))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_preview(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {_preview(shapes)}")
+        raise CheckpointError(f"{source} does not fit the model ({model.cfg.preset or 'custom'}): " + "; ".join(parts))
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return model
+
+
+def _preview(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+# ------------------------------------------------------------------------------------------ the reference's .pth
+def read_torch_file(path: Path) -> dict[str, Any]:
+    # weights_only keeps pickle from running code; the reference saves its argparse Namespace beside the weights.
+    torch.serialization.add_safe_globals([argparse.Namespace])
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights inside a training checkpoint (under `model`, `module`, ...), with wrapper prefixes stripped."""
+    for key in _WRAPPER_KEYS:
+        if key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    state = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if k.startswith(prefix):
+                    k, changed = k[len(prefix):], True
+        state[k] = v
+    return state
+
+
+def remap_reference(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """Reference key layout -> ours (the same names). Returns the model type the weights describe:
+    'pretrain' (encoder + decoder), 'classifier' (fine-tuned or distilled), or 'encoder' (encoder only)."""
+    if any(k.startswith("decoder.") for k in state):
+        return "pretrain", dict(state)
+    if any(k.startswith("encoder.") for k in state):
+        return "encoder", {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    return "classifier", dict(state)
+
+
+def infer_config(state: Mapping[str, torch.Tensor], model_type: str, preset: str | None, **overrides: Any
+                 ) -> VideoMAEConfig:
+    """Architecture from the weights' shapes; what shapes can't tell (heads, frames, size) from the preset."""
+    enc = "encoder." if model_type == "pretrain" else ""
+    proj = state.get(f"{enc}patch_embed.proj.weight")
+    if proj is None:
+        raise CheckpointError(f"no '{enc}patch_embed.proj.weight' in the checkpoint: not a VideoMAE state dict")
+    embed_dim, in_chans, tubelet, patch, _ = proj.shape
+    depth = 1 + max(int(k[len(f"{enc}blocks."):].split(".")[0]) for k in state if k.startswith(f"{enc}blocks."))
+    if preset is None:
+        by_width = {preset_fields(p)["embed_dim"]: p for p in ("small", "base", "large", "huge", "giant")}
+        preset = by_width.get(int(embed_dim))
+        if preset is None:
+            raise CheckpointError(f"embed_dim {embed_dim} matches no paper preset; pass preset= (one of "
+                                  f"{', '.join(list_presets())}) and overrides")
+    fields: dict[str, Any] = dict(embed_dim=int(embed_dim), in_chans=int(in_chans), tubelet_size=int(tubelet),
+                                  patch_size=int(patch), depth=depth)
+    fc1 = state[f"{enc}blocks.0.mlp.fc1.weight"]
+    fields["mlp_ratio"] = fc1.shape[0] / embed_dim
+    fields["qkv_bias"] = f"{enc}blocks.0.attn.q_bias" in state
+    fields["init_values"] = 0.1 if f"{enc}blocks.0.gamma_1" in state else 0.0
+    if model_type == "pretrain":
+        fields["decoder_embed_dim"] = int(state["encoder_to_decoder.weight"].shape[0])
+        fields["decoder_depth"] = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("decoder.blocks."))
+    if model_type == "classifier" and "head.weight" in state:
+        fields["num_classes"] = int(state["head.weight"].shape[0])
+        fields["use_mean_pooling"] = "fc_norm.weight" in state
+    if model_type == "encoder":
+        fields["use_mean_pooling"] = False  # the pre-training encoder ends in `norm`, not `fc_norm`
+    base = preset_fields(preset)
+    if abs(base["mlp_ratio"] * embed_dim - fc1.shape[0]) < 1:
+        fields["mlp_ratio"] = base["mlp_ratio"]  # keep 48/11 exact for giant
+    return VideoMAEConfig(**{**base, "preset": preset, **fields, **overrides})
+
+
+# --------------------------------------------------------------------------------------- Hugging Face VideoMAE
+_HF_BLOCK = {
+    "attention.output.dense": "attn.proj",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+    "layernorm_before": "norm1",
+    "layernorm_after": "norm2",
+}
+
+
+def _hf_block(prefix_in: str, prefix_out: str, state: Mapping[str, torch.Tensor], out: dict[str, torch.Tensor]
+              ) -> None:
+    """One HF VideoMAELayer -> one reference Block (query/key/value fused into qkv, k without bias)."""
+    a = f"{prefix_in}attention.attention."
+    out[f"{prefix_out}attn.qkv.weight"] = torch.cat(
+        [state[f"{a}query.weight"], state[f"{a}key.weight"], state[f"{a}value.weight"]], dim=0)
+    q_bias = state.get(f"{a}query.bias", state.get(f"{a}q_bias"))  # transformers >= 5 / < 5
+    v_bias = state.get(f"{a}value.bias", state.get(f"{a}v_bias"))
+    if q_bias is not None:
+        out[f"{prefix_out}attn.q_bias"] = q_bias
+        out[f"{prefix_out}attn.v_bias"] = v_bias
+    for src, dst in _HF_BLOCK.items():
+        for p in ("weight", "bias"):
+            out[f"{prefix_out}{dst}.{p}"] = state[f"{prefix_in}{src}.{p}"]
+
+
+def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) -> tuple[str, dict[str, torch.Tensor]]:
+    """HF VideoMAEForPreTraining / VideoMAEModel / VideoMAEForVideoClassification keys -> ours."""
+    if any(k.startswith("videomae.") for k in state):
+        state = {k[len("videomae."):] if k.startswith("videomae.") else k: v for k, v in state.items()}
+    if any(k.startswith("decoder.") for k in state):
+        model_type, enc = "pretrain", "encoder."
+    elif "classifier.weight" in state:
+        model_type, enc = "classifier", ""
+    else:
+        model_type, enc = "encoder", ""
+    out: dict[str, torch.Tensor] = {}
+    out[f"{enc}patch_embed.proj.weight"] = state["embeddings.patch_embeddings.projection.weight"]
+    out[f"{enc}patch_embed.proj.bias"] = state["embeddings.patch_embeddings.projection.bias"]
+    for i in range(hf_config["num_hidden_layers"]):
+        _hf_block(f"encoder.layer.{i}.", f"{enc}blocks.{i}.", state, out)
+    if "layernorm.weight" in state:
+        out[f"{enc}norm.weight"], out[f"{enc}norm.bias"] = state["layernorm.weight"], state["layernorm.bias"]
+    if model_type == "pretrain":
+        for i in range(hf_config["decoder_num_hidden_layers"]):
+            _hf_block(f"decoder.decoder_layers.{i}.", f"decoder.blocks.{i}.", state, out)
+        for k in ("decoder.norm.weight", "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias",
+                  "encoder_to_decoder.weight", "mask_token"):
+            out[k] = state[k]
+    if model_type == "classifier":
+        if "fc_norm.weight" in state:
+            out["fc_norm.weight"], out["fc_norm.bias"] = state["fc_norm.weight"], state["fc_norm.bias"]
+        out["head.weight"], out["head.bias"] = state["classifier.weight"], state["classifier.bias"]
+    return model_type, out
+
+
+def hf_to_config(hf: Mapping[str, Any], model_type: str, **overrides: Any) -> VideoMAEConfig:
+    hidden = hf.get("hidden_size", 768)
+    fields = dict(
+        img_size=hf.get("image_size", 224), patch_size=hf.get("patch_size", 16), num_frames=hf.get("num_frames", 16),
+        tubelet_size=hf.get("tubelet_size", 2), in_chans=hf.get("num_channels", 3), embed_dim=hidden,
+        depth=hf.get("num_hidden_layers", 12), num_heads=hf.get("num_attention_heads", 12),
+        mlp_ratio=hf.get("intermediate_size", 4 * hidden) / hidden,
+        qkv_bias=hf.get("qv_bias", hf.get("qkv_bias", True)),
+        norm_eps=hf.get("layer_norm_eps", 1e-12), decoder_embed_dim=hf.get("decoder_hidden_size", 384),
+        decoder_depth=hf.get("decoder_num_hidden_layers", 4),
+        decoder_num_heads=hf.get("decoder_num_attention_heads", 6),
+        use_mean_pooling=hf.get("use_mean_pooling", True) if model_type == "classifier" else False,
+    )
+    if model_type == "classifier":
+        fields["num_classes"] = len(hf.get("id2label") or {}) or hf.get("num_labels", 2)
+    dec_hidden = hf.get("decoder_intermediate_size", fields["decoder_embed_dim"] * fields["mlp_ratio"])
+    if model_type == "pretrain" and int(fields["decoder_embed_dim"] * fields["mlp_ratio"]) != dec_hidden:
+        raise CheckpointError("HF decoder_intermediate_size must equal decoder_hidden_size * the encoder's MLP ratio")
+    return VideoMAEConfig(**{**fields, **overrides})
+
+
+def _read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
+    if (directory / "model.safetensors").exists():
+        return load_file(str(directory / "model.safetensors"))
+    if (directory / "pytorch_model.bin").exists():
+        return read_torch_file(directory / "pytorch_model.bin")
+    raise CheckpointError(f"{directory}: a Hugging Face config.json but no model.safetensors or pytorch_model.bin")
+
+
+# --------------------------------------------------------------------------------------------------- entry point
+def load_model(source: str | Path, preset: str | None = None, *, strict: bool = True, **overrides: Any) -> Model:
+    """Load weights from our model directory (or a training checkpoint holding one under `model/`), a reference
+    `.pth`, or a Hugging Face VideoMAE directory; returns the pre-training model or the classifier, whichever the
+    weights describe. `overrides` change config fields (e.g. `drop_path_rate`, `grad_checkpointing`)."""
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {source}")
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).exists():
+        path = path / "model"
+    if path.is_dir():
+        meta = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).exists() else None
+        if meta is None:
+            raise CheckpointError(f"{path}: no config.json (neither our model directory nor a Hugging Face one)")
+        if meta.get("model_type") == "videomae" or "hidden_size" in meta:
+            model_type, state = remap_hf(_read_hf_weights(path), meta)
+            cfg = hf_to_config(meta, model_type, **overrides)
+            return _load_foreign(model_type, cfg, state, f"Hugging Face weights {path}", strict)
+        model_type = meta.pop("model_type", "pretrain")
+        cfg = VideoMAEConfig(**{**meta, **overrides})
+        model = _build(model_type, cfg)
+        return load_strict(model, load_file(str(path / WEIGHTS_FILE)), source=str(path))
+    model_type, state = remap_reference(unwrap(read_torch_file(path)))
+    cfg = infer_config(state, model_type, preset, **overrides)
+    return _load_foreign(model_type, cfg, state, f"reference checkpoint {path}", strict)
+
+
+def _load_foreign(model_type: str, cfg: VideoMAEConfig, state: dict[str, torch.Tensor], source: str, strict: bool
+                  ) -> Model:
+    if model_type == "encoder":
+        # Encoder-only weights: a feature extractor (no decoder, no head).
+        model = VideoMAEClassifier(cfg.model_copy(update={"num_classes": 0}))
+        return load_strict(model, state, allow_missing=("head.", "fc_norm."), source=source)
+    model = _build(model_type, cfg)
+    if not strict:
+        own = model.state_dict()
+        return load_strict(model, state, allow_missing=tuple(own), allow_unexpected=tuple(state), source=source)
+    return load_strict(model, state, source=source)
+
+
+def init_classifier_from_pretrain(clf: VideoMAEClassifier, source: str | Path | Model) -> VideoMAEClassifier:
+    """Copy a pre-trained encoder into a classifier (the reference's fine-tuning init): `encoder.*` weights load,
+    the decoder is dropped, `fc_norm` and `head` stay fresh. With mean pooling the encoder's final `norm` has no place
+    (the classifier's `norm` is the identity), as in the reference."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.suffix in (".pth", ".pt", ".bin"):
+            kind, state = remap_reference(unwrap(read_torch_file(path)))
+        else:
+            source = load_model(path)
+    if not isinstance(source, (str, Path)):
+        kind = "pretrain" if isinstance(source, VideoMAEPretrain) else "classifier"
+        state = source.state_dict()
+    if kind == "pretrain":
+        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith(("head.", "fc_norm."))}
+    unexpected_ok = ("norm.",) if clf.cfg.use_mean_pooling else ()
+    return load_strict(clf, state, allow_missing=("head.", "fc_norm."), allow_unexpected=unexpected_ok,
+                       source=str(source) if isinstance(source, (str, Path)) else "pre-trained model")

@@ -1,0 +1,217 @@
+"""VideoMAE V2: a dual-masked video masked autoencoder (Wang et al., CVPR 2023, arXiv 2303.16727).
+
+Dimensions, named once:
+    B  batch            T, H, W  frames, height, width of the clip     t, p  tubelet length, patch size
+    N  = (T/t)(H/p)(W/p) tokens    N_vis  tokens the encoder sees      N_dec  tokens the decoder predicts
+    C  encoder width    D  decoder width    P = 3*t*p*p values predicted per token
+
+The pre-training model reads like the paper: cube embedding -> fixed sinusoid positions -> encoder on the visible
+tokens (tube mask) -> decoder on the visible tokens plus mask tokens at the decoded subset (running-cell mask) ->
+per-tubelet normalised pixel targets -> MSE on tokens hidden from the encoder and decoded. Parameter names follow the
+reference (OpenGVLab/VideoMAEv2 `models/modeling_pretrain.py`, `modeling_finetune.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.utils.checkpoint as cp
+from torch import nn
+
+from videomae.config import VideoMAEConfig
+from videomae.layers import (
+    Block,
+    CubeEmbed,
+    init_trunc_normal,
+    init_xavier,
+    resample_table,
+    sinusoid_table,
+    stochastic_depth,
+)
+from videomae.targets import masked_loss, reconstruction_targets
+
+
+class _Transformer(nn.Module):
+    """The part shared by encoder and classifier: cube embed + position table + blocks + final norm."""
+
+    def __init__(self, cfg: VideoMAEConfig, final_norm: bool):
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = CubeEmbed(cfg.in_chans, cfg.embed_dim, cfg.tubelet_size, cfg.patch_size)
+        # Fixed, not learned, and not saved (the reference keeps it out of its state dict too).
+        self.register_buffer("pos_embed", sinusoid_table(cfg.num_patches, cfg.embed_dim), persistent=False)
+        rates = stochastic_depth(cfg.drop_path_rate, cfg.depth)
+        self.blocks = nn.ModuleList(
+            Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps, rates[i], cfg.init_values)
+            for i in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps) if final_norm else nn.Identity()
+        self.grad_checkpointing = cfg.grad_checkpointing
+
+    def grid_of(self, clip: torch.Tensor) -> tuple[int, int, int]:
+        _, _, t, h, w = clip.shape
+        c = self.cfg
+        if t % c.tubelet_size or h % c.patch_size or w % c.patch_size:
+            raise ValueError(f"clip of {t}x{h}x{w} (TxHxW) is not divisible into {c.tubelet_size}x{c.patch_size}"
+                             f"x{c.patch_size} tubelets")
+        return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
+
+    def embed(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, N, C) tokens with positions; positions are re-interpolated for other clip sizes."""
+        x = self.patch_embed(clip)  # (B, N, C)
+        pos = resample_table(self.pos_embed, self.cfg.grid, self.grid_of(clip))  # (N, C)
+        return x + pos.to(x.dtype)
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            if self.grad_checkpointing and self.training:
+                x = cp.checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return self.norm(x)
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """Every token, no masking: (B, N, C) after the final norm."""
+        return self.run_blocks(self.embed(clip))
+
+
+class VideoMAEDecoder(nn.Module):
+    def __init__(self, cfg: VideoMAEConfig):
+        super().__init__()
+        rates = stochastic_depth(cfg.drop_path_rate, cfg.decoder_depth)
+        self.blocks = nn.ModuleList(
+            Block(cfg.decoder_embed_dim, cfg.decoder_num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps, rates[i],
+                  cfg.init_values)
+            for i in range(cfg.decoder_depth)
+        )
+        self.norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
+        self.grad_checkpointing = cfg.grad_checkpointing
+
+    def forward(self, x: torch.Tensor, n_dec: int) -> torch.Tensor:
+        for blk in self.blocks:
+            x = cp.checkpoint(blk, x, use_reentrant=False) if self.grad_checkpointing and self.training else blk(x)
+        return self.head(self.norm(x[:, -n_dec:]))  # (B, N_dec, P): predictions for the mask tokens only
+
+
+class VideoMAEPretrain(nn.Module):
+    """Encoder + decoder for dual-masked pre-training. `loss, pred = model(clip, enc_mask, dec_mask)`."""
+
+    def __init__(self, cfg: VideoMAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = _Transformer(cfg, final_norm=True)
+        self.decoder = VideoMAEDecoder(cfg)
+        self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_embed_dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_embed_dim))
+        self.register_buffer("pos_embed", sinusoid_table(cfg.num_patches, cfg.decoder_embed_dim), persistent=False)
+        self.apply(init_xavier)
+        # The reference truncates at one std: trunc_normal_(std=.02, a=-.02, b=.02).
+        nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)
+
+    def encode_visible(self, clip: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+        x = self.encoder.embed(clip)  # (B, N, C)
+        b, _, c = x.shape
+        visible = ~enc_mask  # True = seen by the encoder
+        return self.encoder.run_blocks(x[visible].reshape(b, -1, c))  # (B, N_vis, C)
+
+    def decode(self, x_vis: torch.Tensor, grid: tuple[int, int, int], enc_mask: torch.Tensor,
+               dec_mask: torch.Tensor) -> torch.Tensor:
+        x_vis = self.encoder_to_decoder(x_vis)  # (B, N_vis, D)
+        b, _, d = x_vis.shape
+        pos = resample_table(self.pos_embed, self.cfg.grid, grid).to(x_vis.dtype).expand(b, -1, -1)  # (B, N, D)
+        pos_vis = pos[~enc_mask].reshape(b, -1, d)  # (B, N_vis, D)
+        pos_dec = pos[dec_mask].reshape(b, -1, d)  # (B, N_dec, D)
+        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_dec], dim=1)  # (B, N_vis + N_dec, D)
+        return self.decoder(x, pos_dec.shape[1])  # (B, N_dec, P)
+
+    def forward(self, clip: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """clip (B, 3, T, H, W); enc_mask, dec_mask (B, N) bool. Without `dec_mask`, VideoMAE V1 (= enc_mask)."""
+        dec_mask = enc_mask if dec_mask is None else dec_mask
+        _check_masks(enc_mask, dec_mask)
+        grid = self.encoder.grid_of(clip)
+        pred = self.decode(self.encode_visible(clip, enc_mask), grid, enc_mask, dec_mask)  # (B, N_dec, P)
+        targets = reconstruction_targets(clip, self.cfg.tubelet_size, self.cfg.patch_size)  # (B, N, P)
+        return masked_loss(pred, targets, enc_mask, dec_mask), pred
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) encoder tokens after the final norm, no masking."""
+        return self.encoder.forward_features(clip)
+
+    def forward_pooled(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, C) clip feature: the mean of the encoder's tokens."""
+        return self.forward_features(clip).mean(dim=1)
+
+    @property
+    def has_decoder(self) -> bool:
+        return True
+
+    def no_weight_decay(self) -> set[str]:
+        return {"mask_token"}
+
+    def save(self, directory: str | Path) -> Path:
+        from videomae.checkpoint import save_model
+
+        return save_model(self, directory)
+
+
+class VideoMAEClassifier(_Transformer):
+    """Encoder + mean pool + fc_norm + dropout + linear head (the reference's fine-tuning `VisionTransformer`)."""
+
+    def __init__(self, cfg: VideoMAEConfig):
+        super().__init__(cfg, final_norm=not cfg.use_mean_pooling)
+        self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps) if cfg.use_mean_pooling else None
+        self.head_dropout = nn.Dropout(cfg.head_drop_rate)
+        # num_classes = 0: a feature extractor without a head (the reference's nn.Identity head).
+        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.apply(init_trunc_normal)
+        if cfg.num_classes > 0:
+            with torch.no_grad():
+                self.head.weight.mul_(cfg.init_scale)
+                self.head.bias.mul_(cfg.init_scale)
+
+    def forward_pooled(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, C) clip feature: fc_norm(mean of tokens); without mean pooling, the mean of the normed tokens (the
+        reference takes token 0 there, a leftover of class-token ViTs: VideoMAE has no class token)."""
+        x = self.forward_features(clip)  # (B, N, C)
+        return self.fc_norm(x.mean(dim=1)) if self.fc_norm is not None else x.mean(dim=1)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_dropout(self.forward_pooled(clip)))  # (B, num_classes)
+
+    @property
+    def has_decoder(self) -> bool:
+        return False
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+    def save(self, directory: str | Path) -> Path:
+        from videomae.checkpoint import save_model
+
+        return save_model(self, directory)
+
+
+def _check_masks(enc_mask: torch.Tensor, dec_mask: torch.Tensor) -> None:
+    if enc_mask.dtype != torch.bool or dec_mask.dtype != torch.bool:
+        raise TypeError("enc_mask and dec_mask must be bool tensors")
+    for name, m in (("enc_mask", ~enc_mask), ("dec_mask", dec_mask)):
+        counts = m.sum(dim=1)
+        if counts.numel() and bool((counts != counts[0]).any()):
+            what = "visible" if name == "enc_mask" else "decoded"
+            raise ValueError(f"{name}: every sample in a batch must have the same number of {what} tokens")
+
+
+def create_model(preset: str = "base", **overrides: Any) -> VideoMAEPretrain:
+    """The pre-training model (encoder + decoder) of a registered preset, with any field overridden."""
+    return VideoMAEPretrain(VideoMAEConfig.from_preset(preset, **overrides))
+
+
+def create_classifier(preset: str = "base", num_classes: int = 400, **overrides: Any) -> VideoMAEClassifier:
+    """The classifier (mean pool -> fc_norm -> dropout -> head) of a registered preset."""
+    return VideoMAEClassifier(VideoMAEConfig.from_preset(preset, num_classes=num_classes, **overrides))
+
+

@@ -1,0 +1,25 @@
+# Common entry points. `make setup` once, then `make demo` (the quick start) or `make test`.
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-fast lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(PY) scripts/demo.py --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast:
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	.venv/bin/ruff check .
+
+bench:
+	$(PY) bench/model_step.py
+	$(PY) bench/ingest.py
+	$(PY) bench/loader.py
+	$(PY) bench/api.py

@@ -215,8 +215,15 @@ def hf_to_config(hf: Mapping[str, Any], model_type: str, **overrides: Any) -> Vi
         norm_eps=hf.get("layer_norm_eps", 1e-12), decoder_embed_dim=hf.get("decoder_hidden_size", 384),
         decoder_depth=hf.get("decoder_num_hidden_layers", 4),
         decoder_num_heads=hf.get("decoder_num_attention_heads", 6),
-        use_mean_pooling=hf.get("use_mean_pooling", True) if model_type == "classifier" else False,
+        # HF builds the decoder's final norm and fc_norm as nn.LayerNorm(dim): torch's default eps, not layer_norm_eps.
+        head_norm_eps=1e-5,
+        # HF's VideoMAEModel ends in `layernorm` exactly when use_mean_pooling is off, as our classifier/encoder ends
+        # in `norm`; so the flag carries over for encoder-only weights too (else their missing `norm` fails to load).
+        use_mean_pooling=hf.get("use_mean_pooling", True) if model_type != "pretrain" else False,
     )
+    if model_type == "pretrain" and hf.get("use_mean_pooling", True):
+        raise CheckpointError("HF VideoMAEForPreTraining with use_mean_pooling=true has no encoder layernorm; our "
+                              "(the reference's) pre-training encoder always ends in one, so it cannot be loaded")
     if model_type == "classifier":
         fields["num_classes"] = len(hf.get("id2label") or {}) or hf.get("num_labels", 2)
     dec_hidden = hf.get("decoder_intermediate_size", fields["decoder_embed_dim"] * fields["mlp_ratio"])

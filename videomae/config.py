@@ -29,6 +29,10 @@ class VideoMAEConfig(BaseModel):
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6
+    # eps of the norm right before a head: the decoder's final `norm` (pre-training) and `fc_norm` (classifier).
+    # None = norm_eps, as in the reference. Hugging Face's VideoMAE builds these two with torch's default 1e-5
+    # whatever its layer_norm_eps, so weights converted from HF set 1e-5 here (checkpoint.hf_to_config).
+    head_norm_eps: float | None = None
     init_values: float = 0.0  # layer scale (gamma_1/gamma_2) when > 0, as the reference's `init_values`
     drop_path_rate: float = 0.0
     decoder_embed_dim: int = 384
@@ -73,6 +77,11 @@ class VideoMAEConfig(BaseModel):
         """Token grid (T/t, H/p, W/p)."""
         side = self.img_size // self.patch_size
         return (self.num_frames // self.tubelet_size, side, side)
+
+    @property
+    def head_eps(self) -> float:
+        """The eps of the decoder's final norm and of fc_norm (`head_norm_eps`, defaulting to `norm_eps`)."""
+        return self.norm_eps if self.head_norm_eps is None else self.head_norm_eps
 
     @property
     def num_patches(self) -> int:

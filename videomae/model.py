@@ -86,7 +86,7 @@ class VideoMAEDecoder(nn.Module):
                   cfg.init_values)
             for i in range(cfg.decoder_depth)
         )
-        self.norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=cfg.norm_eps)
+        self.norm = nn.LayerNorm(cfg.decoder_embed_dim, eps=cfg.head_eps)
         self.head = nn.Linear(cfg.decoder_embed_dim, cfg.patch_dim)
         self.grad_checkpointing = cfg.grad_checkpointing
 
@@ -163,7 +163,7 @@ class VideoMAEClassifier(_Transformer):
 
     def __init__(self, cfg: VideoMAEConfig):
         super().__init__(cfg, final_norm=not cfg.use_mean_pooling)
-        self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps) if cfg.use_mean_pooling else None
+        self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.head_eps) if cfg.use_mean_pooling else None
         self.head_dropout = nn.Dropout(cfg.head_drop_rate)
         # num_classes = 0: a feature extractor without a head (the reference's nn.Identity head).
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()

@@ -14,6 +14,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half/bfloat16 -> float32 for targets and loss (as the reference under autocast); float64 stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def unnormalize(clip: torch.Tensor) -> torch.Tensor:
     """ImageNet-normalised (B, 3, T, H, W) -> [0, 1] pixels."""
     mean = clip.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
@@ -47,7 +52,7 @@ def tubelet_stats(clip: torch.Tensor, tubelet: int, patch: int) -> tuple[torch.T
 def reconstruction_targets(clip: torch.Tensor, tubelet: int, patch: int, normalize: bool = True) -> torch.Tensor:
     """(B, 3, T, H, W) normalised clip -> targets (B, N, t*p*p*3), channel fastest."""
     with torch.no_grad():
-        patches = patchify(unnormalize(clip.float()), tubelet, patch)  # (B, N, tpp, C)
+        patches = patchify(unnormalize(at_least_float32(clip)), tubelet, patch)  # (B, N, tpp, C)
         if normalize:
             mean = patches.mean(dim=-2, keepdim=True)  # (B, N, 1, C)
             std = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6  # (B, N, 1, C)
@@ -62,6 +67,6 @@ def masked_loss(pred: torch.Tensor, targets: torch.Tensor, enc_mask: torch.Tenso
     pred: (B, N_dec, P) rows in token order of `dec_mask`; targets: (B, N, P)."""
     b, n_dec, p = pred.shape
     chosen = targets[dec_mask].reshape(b, n_dec, p)  # (B, N_dec, P)
-    per_token = (pred.float() - chosen).pow(2).mean(dim=-1)  # (B, N_dec)
+    per_token = (at_least_float32(pred) - chosen).pow(2).mean(dim=-1)  # (B, N_dec)
     counted = enc_mask[dec_mask].reshape(b, n_dec).to(per_token.dtype)  # (B, N_dec): hidden and decoded
     return (per_token * counted).sum() / counted.sum().clamp_min(1.0)

@@ -1,0 +1,173 @@
+"""Ingest configuration: a YAML file validated into pydantic models, with `--set a.b=value` overrides.
+
+`load_config(path, overrides)` is the pattern other services can copy: read YAML -> apply dotted overrides
+(list items by index: `sources.0.kind=labeled`; values parsed as YAML scalars) -> validate, and report every
+error with the dotted key that caused it ("sources.0.kind: Input should be 'unlabeled' or 'labeled'").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message lists `dotted.key: problem` lines."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a recipe should fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    """One input source: a directory/glob of videos, or a CSV/JSONL manifest with columns uri, label, split."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["unlabeled", "labeled"]
+    path: str
+    # Frame stride for this source; the reference uses 2 for SSv2-like (fast motion) sources and 4 otherwise.
+    stride: int | None = Field(default=None, ge=1)
+    clips_per_video: int | None = Field(default=None, ge=1)
+    clips_per_second: float | None = Field(default=None, gt=0)
+    # Share of this source in a training mix; recorded in manifest.json for the trainer's sampler.
+    weight: float = Field(default=1.0, ge=0)
+    split: str = "train"  # split for inputs whose manifest row (or directory listing) names none
+    # Label aliases: local name (after normalisation) -> merged name, e.g. {"moving left": "move left"}.
+    aliases: dict[str, str] = Field(default_factory=dict)
+    # Directory and glob sources: file extensions to list (empty = every file). Non-videos that pass are rejected.
+    extensions: list[str] = Field(default_factory=list)
+
+
+class Clips(_Strict):
+    num_frames: int = Field(default=16, ge=1)
+    stride: int = Field(default=4, ge=1)  # default for sources that set none
+    short_side: int = Field(default=256, ge=16)
+    clips_per_video: int = Field(default=1, ge=1)
+    clips_per_second: float | None = Field(default=None, gt=0)  # when set, overrides clips_per_video
+    max_clips_per_video: int = Field(default=64, ge=1)
+    jpeg_quality: int = Field(default=90, ge=10, le=100)
+
+
+class Dedupe(_Strict):
+    enabled: bool = True
+    # Signature: frames every `interval_s` seconds from the start (fixed times survive fps changes; trimming
+    # becomes a whole-sample offset), at most `max_samples` of them.
+    interval_s: float = Field(default=0.5, gt=0)
+    max_samples: int = Field(default=16, ge=2)
+    # Mean absolute difference (0..1) at the best time offset and crop scale below which two videos are copies.
+    threshold: float = Field(default=0.04, gt=0, lt=1)
+    max_offset_s: float = Field(default=2.0, ge=0)
+    min_overlap: int = Field(default=3, ge=1)  # aligned samples needed to call two videos copies
+    # LSH (p-stable, banded): `bands` keys per indexed sample, each `rows` quantised projections of width `width`.
+    bands: int = Field(default=2, ge=1)
+    rows: int = Field(default=4, ge=1)
+    width: float = Field(default=0.25, gt=0)
+    lsh_samples: int = Field(default=8, ge=1)  # samples per video that enter the index
+    max_bucket: int = Field(default=64, ge=2)  # larger buckets are chained, not expanded into all pairs
+    seed: int = 0
+
+
+class RayOptions(_Strict):
+    num_cpus: int | None = Field(default=None, ge=1)  # in-process Ray only; a cluster has its own
+    videos_per_part: int = Field(default=32, ge=1)  # videos per clips/part-*.parquet (one Ray task each)
+    blocks: int | None = Field(default=None, ge=1)  # Ray Data blocks for probe/fingerprint (default: auto)
+
+
+class IngestConfig(_Strict):
+    output: str
+    sources: list[Source] = Field(min_length=1)
+    clips: Clips = Field(default_factory=Clips)
+    dedupe: Dedupe = Field(default_factory=Dedupe)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    decode_backend: Literal["auto", "decord", "pyav"] = "auto"
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[Source]) -> list[Source]:
+        names = [s.name for s in sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique, repeated: {dup}")
+        return sources
+
+    def stride_for(self, source: Source) -> int:
+        return source.stride or self.clips.stride
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"no source named {name!r}; have {[s.name for s in self.sources]}")
+
+    @property
+    def digest(self) -> str:
+        """Hash of everything that changes output rows (not `ray`, which only changes how work is spread)."""
+        payload = self.model_dump(exclude={"ray"}, mode="json")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `a.b.0.c=value` to nested dicts/lists in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: no list item {part} (have {len(node)})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{'.'.join(parts[:i])}: is a {type(node).__name__}, cannot set {part}")
+
+
+def format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"{key}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def validate_dict(model: type[BaseModel], data: dict) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_errors(e)) from None
+
+
+def load_yaml(model: type[BaseModel], path: str | Path | None, overrides: list[str] | None = None, **base):
+    """Generic loader: YAML file (optional) + keyword defaults + dotted overrides -> validated `model`."""
+    data: dict = dict(base)
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+        data.update(loaded)
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    return validate_dict(model, data)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None, **base) -> IngestConfig:
+    return load_yaml(IngestConfig, path, overrides, **base)

@@ -1,0 +1,102 @@
+"""The one record type every ingest step takes and returns.
+
+A `VideoRecord` is born in listing (uri, source, split, label name), gains probe facts, then a fingerprint.
+A step that cannot go on sets `reason` (one of REASONS) and `detail`; later steps pass rejected records
+through untouched, so every input reaches the end in exactly one place (kept, duplicate or rejected).
+Records cross Ray as plain dicts (`to_row` / `from_row`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+
+# Drop reasons, in the order the steps can produce them.
+MISSING = "missing"  # listed in a manifest but not found
+EMPTY = "empty"  # zero bytes
+MISSING_LABEL = "missing_label"  # a labeled source's row without a label
+UNREADABLE = "unreadable"  # ffprobe cannot open it (corrupt, truncated header, not a media file)
+NO_VIDEO_STREAM = "no_video_stream"  # media without video (audio only, subtitles)
+TOO_SHORT = "too_short"  # fewer frames than one clip spans
+DECODE_ERROR = "decode_error"  # probes fine but frames fail to decode (e.g. truncated mid-file)
+REASONS = (MISSING, EMPTY, MISSING_LABEL, UNREADABLE, NO_VIDEO_STREAM, TOO_SHORT, DECODE_ERROR)
+
+
+def make_video_id(source: str, key: str) -> str:
+    """Stable id from source name + the input's key (its path relative to the source root, or the manifest uri).
+
+    Derived from identity, not bytes: two byte-identical inputs stay two records (one kept, one duplicate),
+    and moving the whole data root does not change ids.
+    """
+    return hashlib.sha256(f"{source}\0{key}".encode()).hexdigest()[:16]
+
+
+def make_clip_id(video_id: str, start_frame: int, stride: int) -> str:
+    """Stable, readable clip id: video, first frame, stride."""
+    return f"{video_id}-{start_frame:06d}-s{stride}"
+
+
+@dataclass
+class VideoRecord:
+    uri: str
+    source: str
+    source_index: int  # position of the source in the config (the survivor rule's last tie-break)
+    kind: str  # unlabeled | labeled
+    split: str
+    key: str  # what the id is derived from (see make_video_id)
+    label_name: str | None = None  # as written by the source
+    label: int | None = None  # merged index, set once labels are merged
+    video_id: str = ""
+    # probe
+    size_bytes: int = 0
+    duration_s: float = 0.0
+    fps: float = 0.0
+    num_frames: int = 0
+    width: int = 0
+    height: int = 0
+    codec: str = ""
+    # fingerprint
+    sha256: str = ""
+    signature: bytes = b""
+    # outcome
+    reason: str | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.video_id:
+            self.video_id = make_video_id(self.source, self.key)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def reject(self, reason: str, detail: str = "") -> VideoRecord:
+        if reason not in REASONS:
+            raise ValueError(f"unknown drop reason {reason!r}; known: {REASONS}")
+        self.reason = reason
+        self.detail = detail[:500]
+        return self
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict) -> VideoRecord:
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in row.items() if k in names}
+        # Ray/Arrow may hand back numpy scalars or None for empty strings; normalise the few that matter.
+        if data.get("signature") is None:
+            data["signature"] = b""
+        data["signature"] = bytes(data["signature"])
+        for k in ("size_bytes", "num_frames", "width", "height", "source_index"):
+            if data.get(k) is not None:
+                data[k] = int(data[k])
+        for k in ("duration_s", "fps"):
+            if data.get(k) is not None:
+                data[k] = float(data[k])
+        if data.get("label") is not None:
+            data["label"] = int(data["label"])
+        for k in ("detail", "codec", "sha256"):
+            if data.get(k) is None:
+                data[k] = ""
+        return cls(**data)

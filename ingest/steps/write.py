@@ -1,0 +1,101 @@
+"""Step 6, write: clip parts, then videos/duplicates/rejects tables, labels.json and manifest.json.
+
+Parts are resumable: each clips/part-NNNNN.parquet carries in its metadata the config digest, a digest of
+the video ids it holds and the rejects it produced. A rerun skips a part whose metadata matches, so an
+interrupted job rerun to completion neither repeats nor loses rows. Files are written to a temporary name
+and renamed; manifest.json is written last and marks a finished dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest import storage
+from ingest.config import IngestConfig
+from ingest.records import DECODE_ERROR, VideoRecord
+from ingest.steps.clips import make_clips
+from videomae import shards, video
+
+log = logging.getLogger(__name__)
+
+META_KEY = b"videomae.ingest"
+
+
+def part_uri(output: str, index: int) -> str:
+    return storage.join(output, "clips", f"part-{index:05d}.parquet")
+
+
+def _videos_digest(records: list[VideoRecord]) -> str:
+    # Labels and content are part of what a part holds: a relabeled or replaced input invalidates the part.
+    lines = sorted(f"{r.video_id} {r.sha256} {r.split} {r.label}" for r in records)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def _table_bytes(table: pa.Table, metadata: dict | None = None) -> bytes:
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(metadata)})
+    buf = io.BytesIO()
+    # Fixed writer settings: reruns must give byte-identical rows (and, here, files).
+    pq.write_table(table, buf, compression="zstd", row_group_size=256, write_statistics=False)
+    return buf.getvalue()
+
+
+def read_part_meta(uri: str) -> dict | None:
+    fs, path = storage.filesystem(uri)
+    if not fs.exists(path):
+        return None
+    try:
+        with fs.open(path, "rb") as f:
+            meta = pq.read_schema(f).metadata or {}
+        return json.loads(meta[META_KEY]) if META_KEY in meta else None
+    except Exception:  # a torn or foreign file: treat as absent and rewrite
+        return None
+
+
+def write_part(index: int, records: list[VideoRecord], cfg: IngestConfig) -> dict:
+    """Decode and write one part. Returns {"part", "clips", "clips_per_video", "rejects", "skipped"}."""
+    uri = part_uri(cfg.output, index)
+    expect = {"digest": cfg.digest, "videos": _videos_digest(records)}
+    meta = read_part_meta(uri)
+    if meta and all(meta.get(k) == v for k, v in expect.items()):
+        return {**meta["result"], "skipped": True}
+    rows, rejects, per_video = [], [], {}
+    for rec in sorted(records, key=lambda r: r.video_id):
+        try:
+            clips = make_clips(rec, cfg)
+        except video.VideoError as e:
+            rejects.append({"video_id": rec.video_id, "reason": DECODE_ERROR, "detail": e.detail[:500]})
+            continue
+        per_video[rec.video_id] = len(clips)
+        rows.extend(clips)
+    rows.sort(key=lambda r: r["clip_id"])
+    table = pa.Table.from_pylist(rows, schema=shards.CLIPS_SCHEMA)
+    result = {"part": index, "clips": len(rows), "clips_per_video": per_video, "rejects": rejects}
+    storage.write_bytes_atomic(uri, _table_bytes(table, {**expect, "result": result}))
+    return {**result, "skipped": False}
+
+
+def remove_stale_parts(output: str, num_parts: int) -> int:
+    """Delete parts beyond the current plan (left by an earlier run over more inputs)."""
+    fs, path = storage.filesystem(storage.join(output, "clips"))
+    if not fs.exists(path):
+        return 0
+    stale = [p for p in fs.glob(f"{path}/part-*.parquet") if int(p.rsplit("-", 1)[1].split(".")[0]) >= num_parts]
+    for p in stale:
+        fs.rm(p)
+    return len(stale)
+
+
+def write_table(output: str, name: str, rows: list[dict], schema: pa.Schema) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    storage.write_bytes_atomic(storage.join(output, name), _table_bytes(table))
+
+
+def write_json(output: str, name: str, payload: dict) -> None:
+    storage.write_bytes_atomic(storage.join(output, name), json.dumps(payload, indent=2, sort_keys=True).encode())

@@ -1,0 +1,126 @@
+"""Clip shard format (ingest output = trainer input); see DESIGN.md "Clip shards".
+
+A dataset directory holds manifest.json, labels.json, videos.parquet, duplicates.parquet, rejects.parquet
+and clips/part-*.parquet. The schemas below are the contract; `read_clips` is the reader the trainer uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT_VERSION = 1
+
+VIDEOS_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("uri", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("label", pa.int32()),  # merged label index; null for unlabeled sources
+        ("duration_s", pa.float64()),
+        ("fps", pa.float64()),
+        ("num_frames", pa.int64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("codec", pa.string()),
+        ("sha256", pa.string()),
+        ("signature", pa.binary()),  # perceptual signature, uint8 (K, L, D); see ingest/signature.py
+    ]
+)
+
+DUPLICATES_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("kept_video_id", pa.string()),
+        ("kind", pa.string()),  # exact | near
+        ("distance", pa.float64()),
+        # Not in the minimal contract but needed to account for every input: where the dropped copy came from.
+        ("uri", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+    ]
+)
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("uri", pa.string()),
+        ("source", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+CLIPS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("source", pa.string()),
+        ("split", pa.string()),
+        ("label", pa.int32()),
+        ("start_frame", pa.int32()),
+        ("stride", pa.int32()),
+        ("num_frames", pa.int32()),
+        ("fps", pa.float64()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("frames", pa.list_(pa.binary())),  # one JPEG per frame, short side resized
+    ]
+)
+
+
+def _fs_and_path(path: str):
+    import fsspec.core
+
+    fs, root = fsspec.core.url_to_fs(str(path))
+    return fs, root.rstrip("/")
+
+
+def clip_files(path: str) -> list[str]:
+    """The clip part files of a dataset directory (or URI), sorted; a single parquet file is returned as is."""
+    fs, root = _fs_and_path(path)
+    if root.endswith(".parquet"):
+        return [root]
+    files = sorted(fs.glob(f"{root}/clips/part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no clips/part-*.parquet under {path}")
+    return files
+
+
+def read_clips(path: str, columns: list[str] | None = None, split: str | None = None, filesystem=None) -> pa.Table:
+    """All clip rows of a dataset (optionally one split, a subset of columns) as one pyarrow Table."""
+    fs, _ = _fs_and_path(path)
+    tables = []
+    for f in clip_files(path):
+        with (filesystem or fs).open(f, "rb") as fh:
+            t = pq.read_table(fh, columns=columns)
+        if split is not None:
+            t = t.filter(pa.compute.equal(t["split"], split)) if "split" in t.column_names else t
+        tables.append(t)
+    return pa.concat_tables(tables) if tables else CLIPS_SCHEMA.empty_table()
+
+
+def iter_clips(path: str, split: str | None = None, batch_size: int = 64) -> Iterator[dict]:
+    """Clip rows one at a time (dicts), streaming part by part; memory stays at one row group."""
+    fs, _ = _fs_and_path(path)
+    for f in clip_files(path):
+        with fs.open(f, "rb") as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=batch_size):
+                for row in batch.to_pylist():
+                    if split is None or row["split"] == split:
+                        yield row
+
+
+def read_json(path: str, name: str) -> dict:
+    """manifest.json or labels.json of a dataset directory."""
+    fs, root = _fs_and_path(path)
+    with fs.open(f"{root}/{name}", "r") as fh:
+        return json.load(fh)
+
+
+def read_labels(path: str) -> dict:
+    """labels.json: {"names": [...merged...], "sources": {name: {"classes": [...], "to_merged": [...]}}}."""
+    return read_json(path, "labels.json")

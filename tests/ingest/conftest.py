@@ -1,0 +1,47 @@
+"""Fixtures for the ingest tests: one small generated sample tree per session (ffmpeg, ~10 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.config import IngestConfig, load_config
+from ingest.sample_data import generate, sources_config
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    generate(root, "small", seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def planted(sample_root) -> dict:
+    return json.loads((sample_root / "planted.json").read_text())
+
+
+def make_config(root: Path, output: Path, **overrides) -> IngestConfig:
+    """The sample config pointed at a generated tree (same clip settings as configs/ingest/sample.yaml)."""
+    base = load_config(Path(__file__).parents[2] / "configs/ingest/sample.yaml")
+    data = base.model_dump()
+    data.update(output=str(output), sources=sources_config(root))
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section][field] = value
+        else:
+            data[key] = value
+    return IngestConfig.model_validate(data)
+
+
+@pytest.fixture
+def sample_cfg(sample_root, tmp_path) -> IngestConfig:
+    return make_config(sample_root, tmp_path / "shards")
+
+
+def rel(root: Path, uri: str) -> str:
+    """A uri as a path relative to the sample root (what planted.json uses)."""
+    return str(Path(uri).relative_to(root))

@@ -1,0 +1,299 @@
+"""Trainer configs: YAML -> `--set a.b=value` overrides -> pydantic validation, with errors naming the bad key.
+
+One model per recipe (`PretrainConfig`, `PostpretrainConfig`, `EvaluateConfig`) built from shared sections, so a
+component receives only the section it needs (`data`, `optim`, `scaling`, ...). Derived values (the scaled learning
+rate, the global batch) are properties, never written back. Everything is checked on the driver, before Ray starts
+a worker: an unknown key, a wrong type, a preset that does not exist, a running-cell mask on an odd grid.
+
+Keys other parts rely on (DESIGN.md): `data.path` (a shard dataset directory/URI, or a list for a mix), `model.preset`,
+`run.name` and `run.storage_path` (Ray Train's run identity: the same pair resumes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from videomae.config import VideoMAEConfig
+from videomae.masks import MaskingConfig
+from videomae.presets import list_presets
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; one `dotted.key: problem` line per error."""
+
+
+class _Section(BaseModel):
+    # A typo in a recipe must fail loudly, not fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    # Ray Train's storage: a local path or a URI (s3://, gs://, NFS). The same (storage_path, name) resumes.
+    storage_path: str = "~/videomae_runs"
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1)  # steps; a checkpoint is also written at the end
+    keep_checkpoints: int = Field(3, ge=1)
+    max_failures: int = Field(2, ge=0)  # worker deaths survived per run (FailureConfig), each from the last checkpoint
+    log_every: int = Field(20, ge=1)
+    tensorboard: bool = True
+
+    @property
+    def storage(self) -> str:
+        return os.path.expanduser(self.storage_path) if "://" not in self.storage_path else self.storage_path
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+
+class DataSection(_Section):
+    path: str | list[str]
+    # Sampling shares of a mix, one per path (default: proportional to each dataset's clip count).
+    weights: list[float] | None = None
+    split: str = "train"
+    # Clips per worker per step *before* repetition: the reference's `--batch_size` (videos per GPU).
+    batch_size: int = Field(8, ge=1)
+    # Repeated augmentation (the reference's `--num_sample`): each decoded clip gives this many crops/masks.
+    num_sample: int = Field(1, ge=1)
+    # Take every `frame_step`-th stored frame: shards stored at stride s feed a model sampling at stride s*frame_step.
+    frame_step: int = Field(1, ge=1)
+    # Multi-scale crop (the reference's GroupMultiScaleCrop scales), then resize to the model's input size.
+    scales: list[float] = Field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
+    # Ray Data: CPUs per decode task and how many decode tasks may run at once (leave CPU for the trainer).
+    cpus_per_task: float = Field(1.0, gt=0)
+    max_tasks: int | None = Field(None, ge=1)
+    prefetch_batches: int = Field(2, ge=0)
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSection:
+        if not self.paths:
+            raise ValueError("path: give at least one shard dataset")
+        if self.weights is not None and len(self.weights) != len(self.paths):
+            raise ValueError(f"weights: {len(self.weights)} weights for {len(self.paths)} paths")
+        if self.weights is not None and (min(self.weights) < 0 or sum(self.weights) <= 0):
+            raise ValueError("weights: must be >= 0 with a positive sum")
+        if any(not 0 < s <= 1 for s in self.scales):
+            raise ValueError("scales: each crop scale must be in (0, 1]")
+        return self
+
+
+class ModelSection(_Section):
+    preset: str
+    # Any architecture field of videomae.VideoMAEConfig (drop_path_rate, num_frames, ...).
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    grad_checkpointing: bool = False  # the reference's `--with_checkpoint` (H and g)
+    compile: bool = False  # torch.compile the model on the worker
+    # Post-pre-training / fine-tuning / evaluation: weights to start from (our dir, a Ray checkpoint dir or a .pth).
+    init_from: str | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in list_presets():
+            raise ValueError(f"unknown preset {v!r}; valid presets: {', '.join(list_presets())}")
+        return v
+
+    def architecture(self, **extra: Any) -> VideoMAEConfig:
+        return VideoMAEConfig.from_preset(self.preset, **{**self.overrides, **extra},
+                                          grad_checkpointing=self.grad_checkpointing)
+
+
+class OptimSection(_Section):
+    # Base learning rates per 256 clips, as the reference's scripts give them; scaled by global batch / 256.
+    lr: float = Field(1.5e-4, gt=0)
+    min_lr: float = Field(1e-5, ge=0)
+    warmup_lr: float = Field(0.0, ge=0)  # linear warmup starts here (the reference: 0 in pre-training)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    layer_decay: float = Field(1.0, gt=0, le=1)  # < 1: layer-wise lr decay (fine-tuning)
+    clip_grad: float | None = Field(None, gt=0)
+    # Length: epochs over the dataset (the reference's unit) or steps; `max_steps` wins when set.
+    epochs: float = Field(1.0, gt=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+    max_steps: int | None = Field(None, ge=1)
+    warmup_steps: int | None = Field(None, ge=0)
+    scale_lr: bool = True
+
+
+class ScalingSection(_Section):
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # fsdp shards parameters/optimizer state (large presets)
+    # bf16 autocast on GPU, fp32 on CPU ("auto"), or forced.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+
+
+class MaskSection(MaskingConfig):
+    """Encoder tube masking and decoder masking (none = V1, running_cell = V2, random/frame for ablations)."""
+
+
+class AugmentSection(_Section):
+    """Supervised augmentation (post-pre-training / fine-tuning): the reference's defaults."""
+
+    flip: bool = True  # off for direction-sensitive labels (SSv2-like, the synthetic motion task)
+    rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1"  # timm RandAugment string, same ops on every frame
+    mixup: float = Field(0.8, ge=0)
+    cutmix: float = Field(1.0, ge=0)
+    mixup_prob: float = Field(1.0, ge=0, le=1)
+    mixup_switch_prob: float = Field(0.5, ge=0, le=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+
+
+class EvalSection(_Section):
+    split: str = "val"
+    every: int | None = Field(None, ge=1)  # steps between validations (default: only at the end)
+    # Multi-view testing: temporal clips per video (from its stored clips, evenly chosen) x spatial crops (1 or 3).
+    num_clips: int = Field(5, ge=1)
+    num_crops: Literal[1, 3] = 3
+    batch_size: int = Field(16, ge=1)
+
+
+class DebugSection(_Section):
+    # For the fault-tolerance test only: the worker kills its own process at this step, on the first attempt.
+    fail_at_step: int | None = Field(None, ge=1)
+
+
+class _Recipe(_Section):
+    run: RunSection
+    data: DataSection
+    model: ModelSection
+    optim: OptimSection = Field(default_factory=OptimSection)
+    scaling: ScalingSection = Field(default_factory=ScalingSection)
+    debug: DebugSection = Field(default_factory=DebugSection)
+
+    @property
+    def global_batch(self) -> int:
+        """Source clips per optimizer step over all workers (the reference's total_batch_size, before repetition)."""
+        return self.data.batch_size * self.scaling.num_workers
+
+    @property
+    def lr_scale(self) -> float:
+        # The reference (run_mae_pretraining.py, run_class_finetuning.py) scales lr, min_lr and warmup_lr by
+        # batch_size * world_size / 256, counting videos, not the num_sample repeats.
+        return self.global_batch / 256 if self.optim.scale_lr else 1.0
+
+    @model_validator(mode="after")
+    def _check_architecture(self) -> _Recipe:
+        try:
+            arch = self.model.architecture()
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"model.overrides: {e}") from None
+        self._check_arch(arch)
+        return self
+
+    def _check_arch(self, arch: VideoMAEConfig) -> None:
+        pass
+
+
+class PretrainConfig(_Recipe):
+    mask: MaskSection = Field(default_factory=MaskSection)
+
+    def _check_arch(self, arch: VideoMAEConfig) -> None:
+        t, h, w = arch.grid
+        if self.mask.decoder == "running_cell" and (h % 2 or w % 2):
+            raise ValueError(f"mask.decoder: running_cell needs an even spatial grid, model grid is {h}x{w}")
+        if self.mask.decoder == "frame" and t - int(self.mask.decoder_ratio * t) < 1:
+            raise ValueError("mask.decoder_ratio: frame masking would decode no slice")
+
+
+class PostpretrainConfig(_Recipe):
+    augment: AugmentSection = Field(default_factory=AugmentSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    # Fine-tuning on one source: its classes only, the merged head projected through labels.json.
+    target_source: str | None = None
+    num_classes: int | None = Field(None, ge=2)  # default: from labels.json
+
+
+class EvaluateConfig(_Section):
+    """Frozen-feature evaluation (linear probe, k-NN) and classifier evaluation; runs in one process."""
+
+    run: RunSection
+    data: DataSection
+    model: ModelSection
+    mode: Literal["knn", "linear", "classifier"] = "knn"
+    train_split: str = "train"
+    eval: EvalSection = Field(default_factory=EvalSection)
+    knn_k: int = Field(20, ge=1)
+    knn_temperature: float = Field(0.07, gt=0)
+    linear_epochs: int = Field(100, ge=1)
+    linear_lr: float = Field(1e-2, gt=0)
+    target_source: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def apply_override(data: dict, assignment: str) -> None:
+    """`a.b.0.c=value` into nested dicts/lists, the value parsed as a YAML scalar or list."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{'.'.join(parts[:i + 1])}: no list item {part} (have {len(node)})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+                if node is None:
+                    raise ConfigError(f"{'.'.join(parts[:i + 1])}: is empty, cannot set {parts[i + 1]}")
+        else:
+            raise ConfigError(f"{'.'.join(parts[:i])}: is a {type(node).__name__}, cannot set {part}")
+
+
+def format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
+        if ":" in msg.split(" ")[0]:
+            # Section validators name their own key ("weights: ..."); join it onto the section's path.
+            lines.append(f"{key}.{msg}" if key != "<root>" else msg)
+        else:
+            lines.append(f"{key}: {msg}")
+    return "\n".join(lines)
+
+
+RECIPES: dict[str, type[BaseModel]] = {
+    "pretrain": PretrainConfig,
+    "postpretrain": PostpretrainConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+def load_config(kind: str | type[BaseModel], path: str | Path | None, overrides: list[str] | None = None) -> Any:
+    """Read YAML (optional), apply `--set` overrides, validate into the recipe's model; ConfigError on problems."""
+    model = RECIPES[kind] if isinstance(kind, str) else kind
+    data: dict = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}invalid {model.__name__}\n{format_errors(e)}") from None

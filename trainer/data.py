@@ -1,0 +1,149 @@
+"""The training data path on Ray Data: clip shards -> JPEG decode -> augmentation -> repeats with masks -> batches.
+
+    range(units) --read_units--> clip rows (frames as JPEG, label, seq) --decode_batch--> samples --> workers
+
+- `read_units` reads one chunk (a Parquet row group) per unit in the plan's seeded row order (trainer/plan.py) and
+  tags every row with its global sequence number `seq`, the data position.
+- `decode_batch` decodes the JPEG frames and makes `num_sample` training samples per clip (the reference's repeated
+  augmentation, `--num_sample`): each with its own multi-scale crop and, for pre-training, its own encoder/decoder
+  masks. All randomness comes from `numpy.random.default_rng([seed, seq, repeat])`, so a sample is the same whichever
+  task decodes it and whenever, which makes the first step of a seeded run reproducible and a resume exact.
+- Both maps are Ray *tasks* (not an actor pool): beside a running trainer on a small machine an actor pool can hold
+  every CPU and deadlock; tasks give CPUs back between batches. `data.cpus_per_task`/`data.max_tasks` bound them.
+
+The trainer never opens an original video: the shards hold everything (DESIGN.md "Clip shards").
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trainer.plan import EpochPlan
+from videomae.augment import train_clip
+from videomae.masks import MaskingConfig, sample_masks
+from videomae.shards import _fs_and_path
+from videomae.video import decode_jpegs
+
+log = logging.getLogger(__name__)
+
+_READ_COLUMNS = ["clip_id", "video_id", "source", "label", "frames"]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What the decode step needs to turn a stored clip into training samples."""
+
+    img_size: int
+    num_frames: int
+    frame_step: int
+    num_sample: int
+    scales: tuple[float, ...]
+    seed: int
+    grid: tuple[int, int, int]
+    masks: MaskingConfig | None = None  # None: supervised (no masks)
+    flip: bool = False
+    rand_aug: str | None = None
+
+
+def select_frames(frames: list[bytes], num_frames: int, frame_step: int) -> list[bytes]:
+    """Every `frame_step`-th stored frame, `num_frames` of them; a short clip repeats its last frame (the
+    reference's loaders clamp indices past the end the same way)."""
+    picked = frames[::frame_step][:num_frames]
+    if not picked:
+        raise ValueError("a clip with no frames")
+    return picked + [picked[-1]] * (num_frames - len(picked))
+
+
+def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, skip: int) -> pa.Table:
+    """Run units (offsets from `first_unit`) -> their clip rows in plan order, with `seq`. The first unit of the run
+    drops its first `skip` rows: they were consumed before the checkpoint this run resumes from."""
+    tables = []
+    for offset in batch["id"]:
+        u = first_unit + int(offset)
+        chunk, rows = plan.unit(u)
+        fs, _ = _fs_and_path(plan.index.paths[chunk.dataset])
+        with fs.open(chunk.file, "rb") as fh:
+            t = pq.ParquetFile(fh).read_row_group(chunk.row_group, columns=_READ_COLUMNS)
+        t = t.take(pa.array(rows))
+        base = plan.unit_base(u)
+        t = t.append_column("seq", pa.array(np.arange(base, base + t.num_rows), type=pa.int64()))
+        t = t.append_column("dataset", pa.array(np.full(t.num_rows, chunk.dataset), type=pa.int32()))
+        if u == first_unit and skip:
+            t = t.slice(skip)
+        tables.append(t)
+    return pa.concat_tables(tables)
+
+
+def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
+    """Clip rows -> `num_sample` samples per clip: clip (B*R, 3, T, S, S) float32, label, seq, repeat and, for
+    pre-training, enc_mask/dec_mask (B*R, N) bool (True = hidden from the encoder / decoded; DESIGN.md)."""
+    frames_col = table.column("frames").to_pylist()
+    labels = table.column("label").fill_null(-1).to_numpy().astype(np.int64)
+    seqs = table.column("seq").to_numpy()
+    clips, out_labels, out_seq, repeats, enc, dec = [], [], [], [], [], []
+    for frames, label, seq in zip(frames_col, labels, seqs, strict=True):
+        pixels = decode_jpegs(select_frames(frames, spec.num_frames, spec.frame_step))  # (T, H, W, 3) uint8
+        for r in range(spec.num_sample):
+            rng = np.random.default_rng([spec.seed, int(seq), r])
+            clips.append(train_clip(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug).numpy())
+            if spec.masks is not None:
+                e, d = sample_masks(spec.masks, spec.grid, 1, rng)  # (1, N) each
+                enc.append(e[0])
+                dec.append(d[0])
+            out_labels.append(label)
+            out_seq.append(seq)
+            repeats.append(r)
+    out = {
+        "clip": np.stack(clips).astype(np.float32),  # (B*R, 3, T, S, S)
+        "label": np.asarray(out_labels, dtype=np.int64),
+        "seq": np.asarray(out_seq, dtype=np.int64),
+        "repeat": np.asarray(repeats, dtype=np.int64),
+    }
+    if spec.masks is not None:
+        out["enc_mask"] = np.stack(enc)  # (B*R, N)
+        out["dec_mask"] = np.stack(dec)  # (B*R, N)
+    return out
+
+
+def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: int, batch_size: int,
+                  cpus_per_task: float = 1.0, max_tasks: int | None = None):
+    """The Ray Dataset of samples for data positions [start_seq, end_seq) (a little more at the chunk edges)."""
+    import ray.data
+
+    first_unit, skip, _ = plan.locate(start_seq)
+    last_unit, _, _ = plan.locate(max(end_seq - 1, start_seq))
+    n_units = last_unit - first_unit + 1
+    ds = ray.data.range(n_units, override_num_blocks=min(n_units, 200))
+    ds = ds.map_batches(functools.partial(read_units, plan=plan, first_unit=first_unit, skip=skip), batch_size=1,
+                        batch_format="numpy", num_cpus=min(cpus_per_task, 0.5), concurrency=max_tasks)
+    return ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=batch_size, batch_format="pyarrow",
+                          num_cpus=cpus_per_task, concurrency=max_tasks)
+
+
+@dataclass
+class ResumableDataset:
+    """A dataset factory for TorchTrainer(datasets={"train": ...}). Ray Train V2 calls it each time it starts a
+    worker group (first start, and every restart after a worker failure), so the stream begins at the data position of
+    the checkpoint the workers will restore: the position continues instead of restarting."""
+
+    plan: EpochPlan
+    spec: SampleSpec
+    run_dir: str
+    end_seq: int
+    batch_size: int
+    cpus_per_task: float = 1.0
+    max_tasks: int | None = None
+
+    def __call__(self):
+        from trainer.checkpointing import latest_position
+
+        start = latest_position(self.run_dir).get("samples_seen", 0)
+        log.info("data stream starts at position %d of %d", start, self.end_seq)
+        return build_dataset(self.plan, self.spec, start, self.end_seq, self.batch_size, self.cpus_per_task,
+                             self.max_tasks)

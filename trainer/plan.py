@@ -1,0 +1,167 @@
+"""The sample order of a run: a deterministic, endless sequence of clip rows over one shard dataset or a weighted mix.
+
+The unit of reading is a *chunk*: one Parquet row group of `clips/part-*.parquet`, restricted to the rows of the
+wanted split (and sources). An epoch is a seeded permutation of chunks, each read in a seeded row order, so shuffling
+costs no random access into Parquet (the reference shuffles video indices instead: it has one file per video).
+
+Mixing: each dataset i contributes `k_i` chunks per epoch, `k_i` proportional to its weight (default: its size), drawn
+from its own endless stream of per-cycle chunk permutations; the epoch interleaves all chosen chunks in a seeded
+order. With one dataset and no weights an epoch is exactly one pass over the data.
+
+Every sample has a global sequence number `seq` (0, 1, 2, ...: the data position). `locate(seq)` finds the chunk that
+holds it, so a resumed run starts reading at its checkpoint's position instead of from the beginning; nothing here
+depends on Ray, timing or the number of readers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from videomae.shards import _fs_and_path, clip_files
+
+log = logging.getLogger(__name__)
+
+_EPOCH_ORDER = 7_919  # salts that keep the seeded streams independent of one another
+_ROW_ORDER = 104_729
+
+
+@dataclass(frozen=True)
+class Chunk:
+    dataset: int  # index into the mix
+    file: str
+    row_group: int
+    rows: tuple[int, ...]  # row indices inside the row group that belong to the wanted split/sources
+
+
+@dataclass
+class ShardIndex:
+    """The chunks of every dataset in a mix, from Parquet metadata and the small `split`/`source` columns only."""
+
+    paths: list[str]
+    chunks: list[list[Chunk]] = field(default_factory=list)  # per dataset
+
+    @classmethod
+    def build(cls, paths: list[str], split: str | None, sources: list[str] | None = None) -> ShardIndex:
+        index = cls(paths=list(paths))
+        for i, path in enumerate(paths):
+            fs, _ = _fs_and_path(path)
+            found = []
+            for f in clip_files(path):
+                with fs.open(f, "rb") as fh:
+                    pf = pq.ParquetFile(fh)
+                    for rg in range(pf.num_row_groups):
+                        t = pf.read_row_group(rg, columns=["split", "source"])
+                        keep = np.ones(t.num_rows, dtype=bool)
+                        if split is not None:
+                            keep &= np.asarray(pc.equal(t["split"], split).fill_null(False))
+                        if sources:
+                            wanted = pc.is_in(t["source"], value_set=_arrow_strings(sources))
+                            keep &= np.asarray(wanted.fill_null(False))
+                        rows = tuple(int(r) for r in np.flatnonzero(keep))
+                        if rows:
+                            found.append(Chunk(i, f, rg, rows))
+            if not found:
+                what = f"split {split!r}" + (f" and sources {sources}" if sources else "")
+                raise ValueError(f"data.path: {path} has no clips for {what}")
+            index.chunks.append(found)
+        return index
+
+    def num_clips(self, dataset: int | None = None) -> int:
+        groups = self.chunks if dataset is None else [self.chunks[dataset]]
+        return sum(len(c.rows) for g in groups for c in g)
+
+
+def _arrow_strings(values: list[str]):
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())
+
+
+class EpochPlan:
+    """Endless seeded order over a ShardIndex. Units are (epoch, position in the epoch); unit u of the run is
+    (u // units_per_epoch, u % units_per_epoch) because every epoch holds the same number of chunks."""
+
+    def __init__(self, index: ShardIndex, seed: int, weights: list[float] | None = None):
+        self.index = index
+        self.seed = int(seed)
+        sizes = [index.num_clips(i) for i in range(len(index.chunks))]
+        w = np.asarray(weights if weights is not None else sizes, dtype=float)
+        share = w / w.sum()
+        total = sum(sizes)
+        # Chunks per epoch from dataset i: its share of one pass over everything, in its own mean chunk size.
+        self.per_epoch = [
+            0 if share[i] == 0 else max(1, round(share[i] * total / (sizes[i] / len(index.chunks[i]))))
+            for i in range(len(sizes))
+        ]
+        self.units_per_epoch = sum(self.per_epoch)
+
+    # ---------------------------------------------------------------------------------------- one epoch
+    def _stream(self, dataset: int, start: int, count: int) -> list[int]:
+        """Chunk ids `start .. start+count` of dataset's endless stream (a fresh permutation every cycle)."""
+        n = len(self.index.chunks[dataset])
+        out = []
+        for k in range(start, start + count):
+            cycle, pos = divmod(k, n)
+            out.append(int(self._cycle(dataset, cycle)[pos]))
+        return out
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - plans live for the run; the cache is the point
+    def _cycle(self, dataset: int, cycle: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, dataset, cycle]).permutation(len(self.index.chunks[dataset]))
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019
+    def epoch(self, e: int) -> list[Chunk]:
+        chosen = [self.index.chunks[i][c] for i, k in enumerate(self.per_epoch) for c in self._stream(i, e * k, k)]
+        order = np.random.default_rng([self.seed, _EPOCH_ORDER, e]).permutation(len(chosen))
+        return [chosen[j] for j in order]
+
+    def unit(self, u: int) -> tuple[Chunk, np.ndarray]:
+        """Chunk of run unit u and the row order to read it in."""
+        e, pos = divmod(u, self.units_per_epoch)
+        chunk = self.epoch(e)[pos]
+        order = np.random.default_rng([self.seed, _ROW_ORDER, e, pos]).permutation(len(chunk.rows))
+        return chunk, np.asarray(chunk.rows)[order]
+
+    def unit_base(self, u: int) -> int:
+        """Global seq of run unit u's first row."""
+        e, pos = divmod(u, self.units_per_epoch)
+        return sum(self.epoch_length(k) for k in range(e)) + sum(len(c.rows) for c in self.epoch(e)[:pos])
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019
+    def epoch_length(self, e: int) -> int:
+        return sum(len(c.rows) for c in self.epoch(e))
+
+    # ---------------------------------------------------------------------------------------- positions
+    def locate(self, seq: int) -> tuple[int, int, int]:
+        """(unit, offset in the unit, seq of the unit's first row) of global sample `seq`."""
+        if seq < 0:
+            raise ValueError("seq must be >= 0")
+        e, base = 0, 0
+        while base + self.epoch_length(e) <= seq:
+            base += self.epoch_length(e)
+            e += 1
+        u = e * self.units_per_epoch
+        for chunk in self.epoch(e):
+            if base + len(chunk.rows) > seq:
+                return u, seq - base, base
+            base += len(chunk.rows)
+            u += 1
+        raise AssertionError("unreachable: seq lies inside epoch e")
+
+    def epoch_of(self, seq: int) -> float:
+        """Fractional epoch of a data position (for logs and checkpoints)."""
+        e, base = 0, 0
+        while base + self.epoch_length(e) <= seq:
+            base += self.epoch_length(e)
+            e += 1
+        return e + (seq - base) / self.epoch_length(e)
+
+    @property
+    def mean_epoch_length(self) -> int:
+        return self.epoch_length(0)

@@ -1,0 +1,40 @@
+"""`python -m api`: serve the API with uvicorn, configured by VIDEOMAE_* variables (see `python -m api --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from api.settings import Settings, SettingsError, describe_variables
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m api", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="VideoMAE V2 API server. Settings come from the environment:\n" + describe_variables())
+    parser.add_argument("--check", action="store_true", help="validate the settings and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        logging.getLogger("api").error("%s", e)
+        return 2
+    if args.check:
+        logging.getLogger("api").info("settings are valid: %s", settings.model_dump(exclude={"api_keys"}))
+        return 0
+
+    import uvicorn
+
+    from api.main import create_app
+
+    logging.getLogger().setLevel(settings.log_level.upper())
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                # Past the admission queue the app answers 503 itself; this caps raw connections as a backstop.
+                limit_concurrency=settings.queue_size * 4 + 16, timeout_keep_alive=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The loaded model and what runs it: the micro-batcher (one model thread), the decode pool and the admission gate.
+
+Loaded once at start-up through `videomae.load_model`, which accepts our model directory, a Ray training checkpoint
+holding one, a reference `.pth` (architecture from VIDEOMAE_PRESET) and a Hugging Face VideoMAE directory.
+
+Which feature `/v1/embed` returns (the model's `forward_pooled`):
+- pre-training model: the mean of the encoder's tokens after its final LayerNorm, no masking;
+- classifier: `fc_norm(mean of tokens)`, the vector its head reads (the reference's fine-tuned `VisionTransformer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from api.batching import MicroBatcher
+from api.errors import ApiError
+from api.schemas import ModelInfo
+from api.settings import Settings
+from videomae import load_model
+from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.targets import masked_loss, reconstruction_targets
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FEATURE_PRETRAIN = "mean of the encoder tokens after the final norm (VideoMAEPretrain.forward_pooled)"
+FEATURE_CLASSIFIER = "fc_norm(mean of the encoder tokens), the input of the head (VideoMAEClassifier.forward_pooled)"
+FEATURE_CLASSIFIER_NO_FC_NORM = "mean of the encoder tokens after the final norm (VideoMAEClassifier.forward_pooled)"
+
+
+@dataclass(frozen=True)
+class MaskedClip:
+    """One reconstruction item: a normalised clip (3, T, S, S) and its masks (N,) as the library defines them."""
+
+    clip: torch.Tensor
+    enc_mask: np.ndarray  # True = hidden from the encoder
+    dec_mask: np.ndarray  # True = decoded
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    loss: float
+    pred: torch.Tensor  # (N_dec, P), rows in token order of dec_mask
+
+
+def describe(model: VideoMAEPretrain | VideoMAEClassifier) -> ModelInfo:
+    cfg = model.cfg
+    is_clf = isinstance(model, VideoMAEClassifier)
+    if not is_clf:
+        feature = FEATURE_PRETRAIN
+    else:
+        feature = FEATURE_CLASSIFIER if model.fc_norm is not None else FEATURE_CLASSIFIER_NO_FC_NORM
+    kind = "classifier" if is_clf else "pretrain"
+    return ModelInfo(
+        id=f"videomae-{cfg.preset or 'custom'}-{kind}",
+        preset=cfg.preset,
+        model_type=kind,
+        num_frames=cfg.num_frames,
+        img_size=cfg.img_size,
+        tubelet_size=cfg.tubelet_size,
+        patch_size=cfg.patch_size,
+        feature_dim=cfg.embed_dim,
+        feature=feature,
+        can_reconstruct=bool(model.has_decoder),
+        num_classes=cfg.num_classes if is_clf else 0,
+        parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+
+class ModelHost:
+    """Owns the model; `await host.run(key, payloads)` batches, `await host.offload(fn, ...)` decodes."""
+
+    def __init__(self, model: VideoMAEPretrain | VideoMAEClassifier, settings: Settings,
+                 on_batch: Callable[[Hashable, int, float], None] | None = None):
+        self.model = model.eval()
+        self.settings = settings
+        self.info = describe(model)
+        self.batcher = MicroBatcher(self._run_batch, settings.max_batch, settings.max_wait_ms / 1000, on_batch)
+        self._decode_pool = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="videomae-io")
+        self.inflight = 0
+
+    @classmethod
+    def load(cls, settings: Settings, on_batch: Callable[[Hashable, int, float], None] | None = None) -> ModelHost:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        model = load_model(settings.model, preset=settings.preset)
+        host = cls(model, settings, on_batch)
+        host.warm_up()
+        log.info("loaded %s (%d parameters, reconstruct=%s)", host.info.id, host.info.parameters,
+                 host.info.can_reconstruct)
+        return host
+
+    @property
+    def cfg(self):
+        return self.model.cfg
+
+    def warm_up(self) -> None:
+        """One forward at start-up, so the first request does not pay for lazy initialisation."""
+        c = self.cfg
+        with torch.inference_mode():
+            self.model.forward_pooled(torch.zeros(1, 3, c.num_frames, c.img_size, c.img_size))
+
+    # ------------------------------------------------------------------------------------- lifecycle and gating
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def ready(self) -> bool:
+        return self.batcher.running
+
+    def admit(self) -> None:
+        """Take a request slot or refuse with 503 + Retry-After (the bounded queue)."""
+        if self.inflight >= self.settings.queue_size:
+            raise ApiError(503, "overloaded", f"{self.inflight} requests in progress; retry later",
+                           headers={"Retry-After": str(self.settings.retry_after_s)})
+        self.inflight += 1
+
+    def release(self) -> None:
+        self.inflight -= 1
+
+    def require_decoder(self) -> None:
+        if not self.model.has_decoder:
+            raise ApiError(409, "no_decoder",
+                           f"the served model ({self.info.id}) has no decoder: reconstruction needs a pre-training "
+                           "checkpoint with its decoder, not a fine-tuned or encoder-only one")
+
+    @contextlib.asynccontextmanager
+    async def deadline(self) -> AsyncIterator[None]:
+        """Bound decode + queue + forward by `request_timeout_s`; past it the request gets 503 + Retry-After (the
+        server is too busy to answer in time) and its queued clips are dropped before they reach the model."""
+        limit = self.settings.request_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError:
+            raise ApiError(503, "timeout", f"not answered within {limit:g} s; retry later",
+                           headers={"Retry-After": str(self.settings.retry_after_s)}) from None
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking I/O (probe, decode, image encoding) in the decode pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args)
+
+    async def run(self, key: Hashable, payloads: Sequence[Any]) -> list[Any]:
+        return await self.batcher.run(key, payloads)
+
+    # ---------------------------------------------------------------------------------- the model thread's work
+    def _run_batch(self, key: Hashable, payloads: list[Any]) -> list[Any]:
+        with torch.inference_mode():
+            if key[0] == "embed":
+                return list(self.model.forward_pooled(torch.stack(payloads)).float())  # B x (C,)
+            return self._reconstruct(payloads)
+
+    def _reconstruct(self, items: list[MaskedClip]) -> list[Reconstruction]:
+        clips = torch.stack([i.clip for i in items])  # (B, 3, T, S, S)
+        enc = torch.from_numpy(np.stack([i.enc_mask for i in items]))  # (B, N)
+        dec = torch.from_numpy(np.stack([i.dec_mask for i in items]))  # (B, N)
+        _, pred = self.model(clips, enc, dec)  # (B, N_dec, P); the batch loss mixes requests, so recompute below
+        targets = reconstruction_targets(clips, self.cfg.tubelet_size, self.cfg.patch_size)  # (B, N, P)
+        out = []
+        for b in range(len(items)):
+            loss = masked_loss(pred[b:b + 1], targets[b:b + 1], enc[b:b + 1], dec[b:b + 1])
+            out.append(Reconstruction(float(loss), pred[b].float()))
+        return out

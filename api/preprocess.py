@@ -1,0 +1,81 @@
+"""Upload -> checked video facts -> model-ready clips, through the library's one preprocessing path.
+
+Probing and decoding are `videomae.video` (decord, PyAV fallback); frame sampling is `videomae.transforms`
+(`sliding_windows`, `clip_indices`, clamped to the last frame like the reference's loaders); pixels go through
+`videomae.transforms.eval_clip` (short side -> img_size, center crop, ImageNet normalisation), the transform the
+trainer's evaluation uses, so a served feature is the feature the library computes for the same frames. Nothing
+here re-implements a transform; this module only adds the service's limits and turns library errors into 4xx.
+
+These functions block (ffprobe, decoding): the routes run them in the decode thread pool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from api.errors import ApiError
+from api.settings import Settings
+from api.sniff import sniff_file
+from videomae.transforms import clip_indices, eval_clip
+from videomae.video import VideoError, VideoInfo, decode_frames, probe
+
+_REASONS = {
+    "unreadable": "unreadable_video",
+    "no_video_stream": "no_video_stream",
+    "decode_error": "decode_error",
+}
+
+
+def _as_api_error(e: VideoError, path: Path) -> ApiError:
+    # ffprobe/decoder messages quote the file name: keep server paths out of answers.
+    detail = (e.detail or e.reason).replace(str(path), "upload").replace(path.name, "upload")
+    tag = _REASONS.get(e.reason, "bad_video")
+    hint = {"decode_error": " (truncated or corrupt?)", "no_video_stream": " (audio only?)"}.get(e.reason, "")
+    return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
+
+
+def probe_upload(path: Path, settings: Settings) -> VideoInfo:
+    """Recognise, probe and bound the upload. Raises ApiError (415/422)."""
+    if sniff_file(path) is None:
+        raise ApiError(415, "unsupported_media_type",
+                       "not a recognised video container (mp4/mov, mkv/webm, avi, flv, ogg, mpeg-ts/ps, gif)")
+    try:
+        info = probe(path)
+    except VideoError as e:
+        raise _as_api_error(e, path) from None
+    if info.num_frames <= 0:
+        raise ApiError(422, "empty_video", "the video stream has no frames")
+    if info.width <= 0 or info.height <= 0:
+        raise ApiError(422, "bad_video", "the video stream has no frame size")
+    check_size(info.width, info.height, settings)
+    if info.duration_s > settings.max_duration_s:
+        raise ApiError(422, "video_too_long",
+                       f"{info.duration_s:.1f} s is longer than the {settings.max_duration_s:g} s allowed")
+    if info.num_frames > settings.max_frames:
+        raise ApiError(422, "too_many_frames", f"{info.num_frames} frames; at most {settings.max_frames} allowed")
+    return info
+
+
+def check_size(width: int, height: int, settings: Settings) -> None:
+    if width > settings.max_width or height > settings.max_height or width * height > settings.max_pixels:
+        raise ApiError(422, "resolution_too_large",
+                       f"{width}x{height} exceeds the limit ({settings.max_width}x{settings.max_height}, "
+                       f"{settings.max_pixels} pixels)")
+
+
+def window_indices(info: VideoInfo, clip_len: int, frame_stride: int, start: int) -> np.ndarray:
+    return clip_indices(info.num_frames, clip_len, frame_stride, start)
+
+
+def load_clip(path: Path, indices: np.ndarray, img_size: int, settings: Settings) -> torch.Tensor:
+    """Decode the frames at `indices` and apply the evaluation transform: (3, T, S, S), normalised."""
+    try:
+        frames = decode_frames(path, [int(i) for i in indices])  # (T, H, W, 3) uint8
+    except VideoError as e:
+        raise _as_api_error(e, path) from None
+    # The container's header may lie about the size; the decoded frames are what costs memory.
+    check_size(frames.shape[2], frames.shape[1], settings)
+    return eval_clip(frames, img_size)

@@ -1,0 +1,112 @@
+"""/v1/reconstruct: mask one clip as in pre-training, decode it, and draw what the model filled in.
+
+Masks come from `videomae.sample_masks` with the request's seed (same seed, same masks); the loss is the
+pre-training loss (`videomae.targets.masked_loss` on per-cube normalised pixels). The decoder predicts normalised
+cubes, so pixels are recovered with the *original* cube's per-channel mean and std, as the reference's
+visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`).
+
+Image layout (PNG, no gutters): 3 rows x T columns of S x S tiles, T = clip frames, S = the model's img_size.
+- row 0: the clip as the model sees it (after the evaluation transform);
+- row 1: the masked input: cubes hidden from the encoder painted mid-grey;
+- row 2: the reconstruction: visible cubes from the input, hidden-and-decoded cubes from the decoder, hidden cubes
+  the decoder did not predict (decoder masking) mid-grey.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from api.engine import MaskedClip, ModelHost, Reconstruction
+from api.errors import ApiError
+from api.preprocess import load_clip, probe_upload, window_indices
+from api.schemas import ReconstructOptions, ReconstructResponse
+from videomae.masks import MaskingConfig, sample_masks
+from videomae.targets import patchify, tubelet_stats, unnormalize, unpatchify
+from videomae.transforms import to_uint8_frames
+
+GREY = 0.5
+MAX_PSNR_DB = 100.0  # a perfect reconstruction would be +inf, which JSON cannot carry
+LAYOUT = "rows: original, masked input, reconstruction; one column per frame; tiles of img_size x img_size"
+
+
+@dataclass(frozen=True)
+class Picture:
+    png: bytes
+    psnr: float
+
+
+def draw_masks(cfg: ReconstructOptions, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(enc_mask, dec_mask), each (N,) bool, from the request's seed. Bad combinations -> 422."""
+    try:
+        masking = MaskingConfig(encoder=cfg.mask_type, encoder_ratio=cfg.mask_ratio, decoder=cfg.decoder_mask,
+                                decoder_ratio=cfg.decoder_mask_ratio)
+        enc, dec = sample_masks(masking, grid, 1, cfg.seed)
+    except ValueError as e:
+        raise ApiError(422, "invalid_request", f"masking: {e}") from None
+    if not (enc & dec).any():
+        raise ApiError(422, "invalid_request", "no cube is both hidden and decoded: raise mask_ratio (or lower "
+                                               "decoder_mask_ratio)")
+    if enc.all():
+        raise ApiError(422, "invalid_request", "every cube is hidden: lower mask_ratio")
+    return enc[0], dec[0]
+
+
+def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> Picture:
+    """The 3-row PNG and the PSNR over hidden-and-decoded cubes."""
+    clip = item.clip[None].float()  # (1, 3, T, S, S)
+    _, _, t, h, w = clip.shape
+    grid = (t // tubelet, h // patch, w // patch)
+    enc = torch.from_numpy(item.enc_mask)  # (N,) True = hidden
+    dec = torch.from_numpy(item.dec_mask)  # (N,) True = decoded
+    original = patchify(unnormalize(clip), tubelet, patch)[0]  # (N, tpp, 3) in [0, 1]
+    mean, std = tubelet_stats(clip, tubelet, patch)  # 2 x (1, N, 1, 3)
+    pred = rec.pred.reshape(rec.pred.shape[0], -1, 3)  # (N_dec, tpp, 3): targets are flattened channel-fastest
+    predicted = (pred * std[0, dec] + mean[0, dec]).clamp(0, 1)  # (N_dec, tpp, 3) back to [0, 1] pixels
+
+    masked = original.clone()
+    masked[enc] = GREY
+    recon = masked.clone()
+    scored = enc & dec  # (N,)
+    recon[dec] = torch.where(scored[dec, None, None], predicted, recon[dec])
+
+    err = (recon[scored] - original[scored]).pow(2).mean().item()
+    psnr = MAX_PSNR_DB if err <= 0 else min(MAX_PSNR_DB, 10 * math.log10(1.0 / err))
+
+    def frames(tokens: torch.Tensor) -> np.ndarray:  # (N, tpp, 3) in [0, 1] -> (T, S, S, 3) uint8
+        pixels = unpatchify(tokens.flatten(1)[None], grid, tubelet, patch)[0]  # (3, T, S, S)
+        return pixels.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+
+    rows = [to_uint8_frames(item.clip), frames(masked), frames(recon)]  # 3 x (T, S, S, 3)
+    image = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (3S, T*S, 3)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return Picture(buf.getvalue(), psnr)
+
+
+async def reconstruct_video(host: ModelHost, path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
+    cfg, settings = host.cfg, host.settings
+    info = await host.offload(probe_upload, path, settings)
+    if opts.start >= info.num_frames:
+        raise ApiError(422, "invalid_request", f"start ({opts.start}) is beyond the video's {info.num_frames} frames")
+    indices = window_indices(info, cfg.num_frames, opts.frame_stride, opts.start)
+    clip = await host.offload(load_clip, path, indices, cfg.img_size, settings)  # (3, T, S, S)
+    grid = cfg.grid
+    enc, dec = draw_masks(opts, grid)
+    item = MaskedClip(clip, enc, dec)
+    key = ("reconstruct", tuple(clip.shape), int((~enc).sum()), int(dec.sum()))
+    (rec,) = await host.run(key, [item])
+    picture = await host.offload(render, item, rec, cfg.tubelet_size, cfg.patch_size)
+    body = ReconstructResponse(
+        loss=rec.loss, psnr=picture.psnr, start_frame=opts.start, frame_indices=[int(i) for i in indices],
+        grid=list(grid), num_tokens=int(enc.size), num_hidden=int(enc.sum()), num_decoded=int(dec.sum()),
+        num_scored=int((enc & dec).sum()), layout=LAYOUT,
+        image_png_base64=base64.b64encode(picture.png).decode("ascii") if opts.format == "json" else "",
+    )
+    return body, picture.png

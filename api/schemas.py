@@ -1,0 +1,106 @@
+"""Request options and response bodies, apart from tensors (STYLE.md item 11).
+
+Options arrive as query parameters (DESIGN.md "HTTP"); unknown parameters are refused so a typo is an error, not a
+silently ignored option. Bounds here are static; those that depend on the loaded model (clip length a multiple of
+the tubelet, start within the video) are checked where the model is known and answered 422 the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmbedOptions(BaseModel):
+    """Sliding-window clip features. Defaults: clips of the model's length, consecutive frames (frame_stride 1, the
+    reference's `extract_tad_feature.py`), non-overlapping windows (window_stride = span; pass 4 for the
+    reference's dense temporal-action-detection features)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_len: int | None = Field(None, ge=2, le=64, description="frames per clip; default: the model's num_frames")
+    frame_stride: int = Field(1, ge=1, le=64, description="frames between sampled frames inside a clip")
+    window_stride: int | None = Field(None, ge=1, le=100_000,
+                                      description="frames between clip starts; default: the clip span")
+    pool: Literal["mean", "max"] = Field("mean", description="how the per-clip features are pooled over the video")
+    normalize: bool = Field(False, description="L2-normalise each clip feature and the pooled feature")
+    include_clips: bool = Field(True, description="return the per-clip features too")
+
+
+class ReconstructOptions(BaseModel):
+    """One clip, masked as in pre-training, reconstructed by the decoder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mask_ratio: float = Field(0.9, gt=0.0, lt=1.0, description="share of cubes hidden from the encoder")
+    mask_type: Literal["tube", "random"] = Field("tube", description="encoder masking (paper: tube)")
+    decoder_mask: Literal["none", "running_cell", "random", "frame"] = Field(
+        "none", description="decoder masking; none = every hidden cube is reconstructed (a complete picture)")
+    decoder_mask_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="share of cubes dropped from the decoder")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="mask seed; the same seed gives the same masks")
+    start: int = Field(0, ge=0, le=10_000_000, description="first frame of the clip")
+    frame_stride: int = Field(2, ge=1, le=64, description="frames between sampled frames")
+    format: Literal["png", "json"] = Field("png", description="png: the image grid; json: numbers and the image")
+
+
+class ClipEmbedding(BaseModel):
+    start_frame: int = Field(description="first frame index of the window (decoded-frame order, from 0)")
+    end_frame: int = Field(description="last frame index the window covers, clamped to the video")
+    embedding: list[float]
+
+
+class EmbedResponse(BaseModel):
+    embedding: list[float] = Field(description="pooled over every clip of the video")
+    dim: int
+    pool: Literal["mean", "max"]
+    normalized: bool
+    feature: str = Field(description="what one clip feature is")
+    num_frames: int = Field(description="frames in the video (container count)")
+    fps: float
+    clip_len: int
+    frame_stride: int
+    window_stride: int
+    clips: list[ClipEmbedding]
+
+
+class ReconstructResponse(BaseModel):
+    loss: float = Field(description="the pre-training loss: MSE on per-cube normalised pixels, hidden and decoded")
+    psnr: float = Field(description="dB, over the pixels of hidden-and-decoded cubes, in [0, 1] pixel units")
+    start_frame: int
+    frame_indices: list[int]
+    grid: list[int] = Field(description="token grid (T/t, H/p, W/p)")
+    num_tokens: int
+    num_hidden: int = Field(description="cubes hidden from the encoder")
+    num_decoded: int = Field(description="cubes the decoder predicted")
+    num_scored: int = Field(description="hidden and decoded: the cubes the loss and PSNR count")
+    layout: str
+    image_png_base64: str
+
+
+class ModelInfo(BaseModel):
+    id: str
+    preset: str | None
+    model_type: Literal["pretrain", "classifier"]
+    num_frames: int = Field(description="clip length the model was built for")
+    img_size: int = Field(description="input frames are resized (short side) and center-cropped to this")
+    tubelet_size: int
+    patch_size: int
+    feature_dim: int
+    feature: str
+    can_reconstruct: bool
+    num_classes: int
+    parameters: int
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="short machine-readable tag")
+    detail: str = Field(description="what went wrong and what to change")
+
+
+class Health(BaseModel):
+    status: str

@@ -65,10 +65,13 @@ class Dedupe(_Strict):
     max_offset_s: float = Field(default=2.0, ge=0)
     min_overlap: int = Field(default=3, ge=1)  # aligned samples needed to call two videos copies
     # LSH (p-stable, banded): `bands` keys per indexed sample, each `rows` quantised projections of width `width`.
-    bands: int = Field(default=2, ge=1)
-    rows: int = Field(default=4, ge=1)
-    width: float = Field(default=0.25, gt=0)
-    lsh_samples: int = Field(default=8, ge=1)  # samples per video that enter the index
+    # Keys carry neither sample nor crop level (trims and crops move both), so two videos get ~(samples*3)^2
+    # chances per band to meet: 16 coordinates at width 0.2 keep unrelated videos apart (bench/ingest.py: candidates
+    # grow linearly to 10^6), while a copy (per-coordinate differences ~0.01-0.03) still shares some key.
+    bands: int = Field(default=4, ge=1)
+    rows: int = Field(default=16, ge=1)
+    width: float = Field(default=0.2, gt=0)
+    lsh_samples: int = Field(default=6, ge=1)  # samples per video that enter the index
     max_bucket: int = Field(default=64, ge=2)  # larger buckets are chained, not expanded into all pairs
     seed: int = 0
 

@@ -89,8 +89,9 @@ def assert_loaded(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Non
         assert torch.equal(own[k], v), k
 
 
-@pytest.mark.parametrize("name", ["small", "giant"])
-@pytest.mark.parametrize("how", ["model", "module", "compiled"])
+# Every wrapper on small (full depth, so two-digit block indices occur); one on giant (each costs ~65M parameters).
+@pytest.mark.parametrize("name,how", [("small", "model"), ("small", "module"), ("small", "compiled"),
+                                      ("giant", "compiled")])
 def test_reference_pretrain_loads_strictly(tmp_path, name, how):
     state = random_state(pretrain_layout(name))
     torch.save(wrap(state, how), tmp_path / "checkpoint.pth")
@@ -100,8 +101,7 @@ def test_reference_pretrain_loads_strictly(tmp_path, name, how):
     assert_loaded(model, state)
 
 
-@pytest.mark.parametrize("name", ["small", "giant"])
-@pytest.mark.parametrize("how", ["model", "module"])
+@pytest.mark.parametrize("name,how", [("small", "module"), ("giant", "model")])
 def test_reference_finetuned_loads_strictly(tmp_path, name, how):
     state = random_state(finetune_layout(name, num_classes=710))
     torch.save(wrap(state, how), tmp_path / "finetuned.pth")

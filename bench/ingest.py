@@ -80,16 +80,19 @@ def bench_pipeline(videos_dir: Path | None, cpus: int) -> dict:
 
 def synthetic_signatures(n: int, k: int, rng: np.random.Generator, dup_frac: float = 0.01):
     """Smooth random videos (a random walk over samples) and noisy copies trimmed by one sample."""
-    start = rng.integers(20, 235, (n, 1, signature.L, signature.D)).astype(np.int16)
-    walk = rng.integers(-12, 13, (n, k, 1, signature.D)).astype(np.int16).cumsum(1)
-    sigs = np.clip(start + walk, 0, 255).astype(np.uint8)
+    sigs = np.empty((n, k, signature.L, signature.D), np.uint8)
+    for lo in range(0, n, 100_000):  # in chunks: int16 temporaries for 10^6 videos would need gigabytes
+        m = min(n, lo + 100_000) - lo
+        start = rng.integers(20, 235, (m, 1, signature.L, signature.D), dtype=np.int16)
+        walk = rng.integers(-12, 13, (m, k, 1, signature.D), dtype=np.int16).cumsum(1, dtype=np.int16)
+        sigs[lo : lo + m] = np.clip(start + walk, 0, 255)
     lens = np.full(n, k)
     m = int(n * dup_frac)
     src = rng.choice(n - m, m, replace=False)
     copies = np.arange(n - m, n)
     shifted = np.zeros_like(sigs[src])
     shifted[:, : k - 1] = sigs[src, 1:]  # first sample trimmed
-    noise = rng.integers(-4, 5, shifted.shape)
+    noise = rng.integers(-4, 5, shifted.shape, dtype=np.int16)
     sigs[copies] = np.clip(shifted.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     lens[copies] = k - 1
     return sigs, lens, set(zip(src.tolist(), copies.tolist(), strict=True))

@@ -85,7 +85,12 @@ def candidate_pairs(keys: np.ndarray, owners: np.ndarray, max_bucket: int) -> tu
     """Unique (i < j) pairs that share a key, as an (P, 2) array, and the number of skipped large buckets."""
     if len(keys) == 0:
         return np.zeros((0, 2), np.int64), 0
-    order = np.lexsort((owners, keys))
+    if len(owners) > 1 and bool(np.all(owners[1:] >= owners[:-1])):
+        # lsh_keys emits keys in owner order, so a stable sort on keys alone already orders owners within a key
+        # (several times faster than a two-key lexsort at 10^8 keys).
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = np.lexsort((owners, keys))
     keys, owners = keys[order], owners[order]
     first = np.ones(len(keys), bool)
     first[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])

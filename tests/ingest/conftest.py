@@ -45,3 +45,15 @@ def sample_cfg(sample_root, tmp_path) -> IngestConfig:
 def rel(root: Path, uri: str) -> str:
     """A uri as a path relative to the sample root (what planted.json uses)."""
     return str(Path(uri).relative_to(root))
+
+
+@pytest.fixture(scope="session")
+def fingerprinted(sample_root, tmp_path_factory):
+    """(config, {relative path: record}) for every sample input that survives probe and fingerprint."""
+    from ingest.steps.fingerprint import fingerprint_record
+    from ingest.steps.listing import list_inputs
+    from ingest.steps.probe import probe_record
+
+    cfg = make_config(sample_root, tmp_path_factory.mktemp("out"))
+    recs = [fingerprint_record(probe_record(r, cfg), cfg) for r in list_inputs(cfg)]
+    return cfg, {rel(sample_root, r.uri): r for r in recs if r.ok}

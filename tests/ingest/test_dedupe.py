@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ingest import dedupe, signature
 from ingest.config import Dedupe
 from ingest.records import VideoRecord
-from ingest.steps.fingerprint import fingerprint_record
-from ingest.steps.listing import list_inputs
-from ingest.steps.probe import probe_record
-from tests.ingest.conftest import make_config, rel
-
-
-@pytest.fixture(scope="module")
-def fingerprinted(sample_root, tmp_path_factory):
-    cfg = make_config(sample_root, tmp_path_factory.mktemp("out"))
-    recs = [fingerprint_record(probe_record(r, cfg), cfg) for r in list_inputs(cfg)]
-    return cfg, {rel(sample_root, r.uri): r for r in recs if r.ok}
 
 
 def _sig(r):

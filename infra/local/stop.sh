@@ -3,8 +3,8 @@
 #
 # For each pid under $STATE/pids (a `ray start --block` per node, uvicorn for the API) the whole process tree is
 # collected first (Ray workers and job drivers are children of the raylet but run in their own sessions, so a
-# process-group kill would miss them), the roots get SIGTERM (`ray start --block` then shuts its node down in order),
-# and whatever of the tree is still alive after the grace period gets SIGKILL. Never `ray stop`: it would kill every
+# process-group kill would miss them), every process of it gets SIGTERM, and whatever is still alive after the grace
+# period gets SIGKILL. Never `ray stop`: it would kill every
 # Ray process on the machine, other clusters and in-process `ray.init()` sessions included.
 set -euo pipefail
 
@@ -54,10 +54,10 @@ if [ -n "$roots" ]; then
   # shellcheck disable=SC2086
   tree="$(descendants $roots | tr '\n' ' ')"
   log "stopping $(echo "$tree" | wc -w) process(es) under pids:$roots"
-  # The API first (it may hold Ray-free requests), then the nodes; SIGTERM to each root only: they stop their
-  # children in order, which a signal to every process at once would race.
+  # SIGTERM to every process of the trees at once, as `ray stop` does to the processes it finds by name: each Ray
+  # process treats SIGTERM as a graceful exit, and a node's `ray start --block` parent exits with its children.
   # shellcheck disable=SC2086
-  kill -TERM $roots 2>/dev/null || true
+  kill -TERM $tree 2>/dev/null || true
   deadline=$((SECONDS + GRACE_S))
   # shellcheck disable=SC2086
   while [ -n "$(alive $tree)" ] && [ $SECONDS -lt "$deadline" ]; do sleep 0.5; done

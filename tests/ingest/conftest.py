@@ -57,3 +57,15 @@ def fingerprinted(sample_root, tmp_path_factory):
     cfg = make_config(sample_root, tmp_path_factory.mktemp("out"))
     recs = [fingerprint_record(probe_record(r, cfg), cfg) for r in list_inputs(cfg)]
     return cfg, {rel(sample_root, r.uri): r for r in recs if r.ok}
+
+
+@pytest.fixture(scope="session")
+def make_cfg():
+    """`make_config(root, output, **overrides)`, as a fixture: test modules do not import conftest."""
+    return make_config
+
+
+@pytest.fixture(scope="session")
+def relpath(sample_root):
+    """uri -> path relative to the sample root (what planted.json uses)."""
+    return lambda uri: rel(sample_root, uri)

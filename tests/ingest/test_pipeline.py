@@ -15,12 +15,15 @@ import pytest
 
 from ingest.assemble import run_local
 from ingest.steps.write import part_uri
-from tests.ingest.conftest import make_config, rel
 from videomae import shards, video
 
 
 def _tables(out: Path) -> dict:
     return {n: pq.read_table(out / f"{n}.parquet").to_pylist() for n in ("videos", "duplicates", "rejects")}
+
+
+def rel(root: Path, uri: str) -> str:
+    return str(Path(uri).relative_to(root))
 
 
 def check_dataset(root: Path, out: Path, planted: dict, manifest: dict) -> None:
@@ -80,8 +83,8 @@ def _rows(out: Path) -> dict:
     return t
 
 
-def test_local_run_accounting_and_resume(sample_root, planted, tmp_path):
-    cfg = make_config(sample_root, tmp_path / "shards")
+def test_local_run_accounting_and_resume(sample_root, planted, tmp_path, make_cfg):
+    cfg = make_cfg(sample_root, tmp_path / "shards")
     manifest = run_local(cfg)
     check_dataset(sample_root, tmp_path / "shards", planted, manifest)
     first = _rows(tmp_path / "shards")
@@ -98,19 +101,19 @@ def test_local_run_accounting_and_resume(sample_root, planted, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_pipeline_end_to_end_and_rerun(ray_session, sample_root, planted, tmp_path):
+def test_ray_pipeline_end_to_end_and_rerun(ray_session, sample_root, planted, tmp_path, make_cfg):
     from ingest.pipeline import run
 
     out = tmp_path / "shards"
-    cfg = make_config(sample_root, out, ray__videos_per_part=12)
+    cfg = make_cfg(sample_root, out, ray__videos_per_part=12)
     manifest = run(cfg)
     check_dataset(sample_root, out, planted, manifest)
     first = _rows(out)
     # A second run into a fresh directory gives identical rows: same ids, same frame bytes.
-    cfg2 = make_config(sample_root, tmp_path / "again", ray__videos_per_part=12)
+    cfg2 = make_cfg(sample_root, tmp_path / "again", ray__videos_per_part=12)
     run(cfg2)
     assert _rows(tmp_path / "again") == first
     # And the local runner agrees with Ray row for row (parts differ only in how videos are grouped).
-    local = make_config(sample_root, tmp_path / "local")
+    local = make_cfg(sample_root, tmp_path / "local")
     run_local(local)
     assert _rows(tmp_path / "local") == first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,26 +12,23 @@ from ingest.steps.clips import clip_starts, clips_for, make_clips
 from ingest.steps.fingerprint import fingerprint_record
 from ingest.steps.listing import list_inputs
 from ingest.steps.probe import clip_span, probe_record
-from tests.ingest.conftest import rel
 from videomae import video
 
 
 @pytest.fixture(scope="module")
-def listed(sample_root, tmp_path_factory):
-    from tests.ingest.conftest import make_config
-
-    cfg = make_config(sample_root, tmp_path_factory.mktemp("out"))
+def listed(sample_root, tmp_path_factory, make_cfg):
+    cfg = make_cfg(sample_root, tmp_path_factory.mktemp("out"))
     return cfg, list_inputs(cfg)
 
 
 def by_rel(root, recs):
-    return {rel(root, r.uri): r for r in recs}
+    return {str(Path(r.uri).relative_to(root)): r for r in recs}
 
 
 def test_listing_covers_every_file_and_manifest_row(sample_root, listed):
     cfg, recs = listed
     files = {str(p.relative_to(sample_root)) for p in sample_root.glob("unlabeled_*/*")}
-    listed_files = {rel(sample_root, r.uri) for r in recs if r.source in ("lavfi", "mixed")}
+    listed_files = {str(Path(r.uri).relative_to(sample_root)) for r in recs if r.source in ("lavfi", "mixed")}
     assert listed_files == files
     rows_a = (sample_root / "motion_a.csv").read_text().strip().splitlines()[1:]
     assert sum(r.source == "motion_a" for r in recs) == len(rows_a)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import HostDep
-from api.schemas import ModelList
+from api.schemas import ErrorResponse, ModelList
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList,
+            responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def list_models(host: HostDep) -> ModelList:
     return ModelList(models=[host.info])

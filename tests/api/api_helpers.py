@@ -68,7 +68,7 @@ class Server:
 def start_server(tmp: Path, env: dict[str, str], command: str = "uvicorn") -> Server:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOMAE_")}
-    full_env.update({"VIDEOMAE_TORCH_THREADS": "2", "VIDEOMAE_TMP_DIR": str(tmp), **env})
+    full_env.update({"VIDEOMAE_TORCH_THREADS": "1", "VIDEOMAE_TMP_DIR": str(tmp), **env})
     log = tmp / f"server-{port}.log"
     if command == "uvicorn":
         argv = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),

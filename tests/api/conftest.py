@@ -59,6 +59,10 @@ def model_dirs(tmp_path_factory, videos) -> dict[str, Path]:
     random_model.save(d / "random")
     videomae.create_classifier("nano", num_classes=5).save(d / "classifier")
 
+    # One intra-op thread: on a shared 2-core machine, OpenMP threads spinning against other processes make
+    # these steps ~30x slower than a single thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     model = videomae.create_model("nano")
     clips = torch.stack([library_clip(videos["testsrc"], 8, 2, s, 64) for s in (0, 4, 8, 12)])  # (4, 3, 8, 64, 64)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -71,6 +75,7 @@ def model_dirs(tmp_path_factory, videos) -> dict[str, Path]:
         loss.backward()
         opt.step()
     model.eval().save(d / "trained")
+    torch.set_num_threads(threads)
     return {"trained": d / "trained", "random": d / "random", "classifier": d / "classifier"}
 
 

@@ -72,18 +72,34 @@ def bare_model(model_dir: Path, video: Path, threads: int, max_batch: int, repea
             model.forward_pooled(eval_clip(frames, c.img_size)[None])
 
         pipe = timed(pipeline, max(5, repeat // 2))
-    return {"forward_b1_p50_s": statistics.median(f1),
-            f"forward_b{max_batch}_per_clip_s": statistics.median(fb) / max_batch,
-            "pipeline_p50_s": statistics.median(pipe)}
+    return {
+        "forward_b1_p50_s": statistics.median(f1),
+        f"forward_b{max_batch}_per_clip_s": statistics.median(fb) / max_batch,
+        "pipeline_p50_s": statistics.median(pipe),
+    }
 
 
 def start(model_dir: Path, tmp: Path, port: int, threads: int, max_batch: int, wait_ms: float) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOMAE_")}
-    env.update({"VIDEOMAE_MODEL": str(model_dir), "VIDEOMAE_PORT": str(port), "VIDEOMAE_TORCH_THREADS": str(threads),
-                "VIDEOMAE_MAX_BATCH": str(max_batch), "VIDEOMAE_MAX_WAIT_MS": str(wait_ms),
-                "VIDEOMAE_QUEUE_SIZE": "64", "VIDEOMAE_LOG_LEVEL": "warning", "VIDEOMAE_TMP_DIR": str(tmp)})
-    proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=(tmp / f"server-{port}.log").open("w"))
+    env.update(
+        {
+            "VIDEOMAE_MODEL": str(model_dir),
+            "VIDEOMAE_PORT": str(port),
+            "VIDEOMAE_TORCH_THREADS": str(threads),
+            "VIDEOMAE_MAX_BATCH": str(max_batch),
+            "VIDEOMAE_MAX_WAIT_MS": str(wait_ms),
+            "VIDEOMAE_QUEUE_SIZE": "64",
+            "VIDEOMAE_LOG_LEVEL": "warning",
+            "VIDEOMAE_TMP_DIR": str(tmp),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / f"server-{port}.log").open("w"),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -121,8 +137,13 @@ def drive(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, 
     [t.start() for t in threads]
     [t.join() for t in threads]
     wall = time.perf_counter() - t0
-    return {"requests": len(latencies), "errors": len(errors), "p50_s": pct(latencies, 0.5),
-            "p95_s": pct(latencies, 0.95), "rps": len(latencies) / wall}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "p50_s": pct(latencies, 0.5),
+        "p95_s": pct(latencies, 0.95),
+        "rps": len(latencies) / wall,
+    }
 
 
 def batch_sizes(url: str) -> float:
@@ -151,8 +172,24 @@ def main() -> None:
         torch.manual_seed(0)
         videomae.create_model(args.preset).save(tmp / "model")
         video = tmp / "clip.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "1",
-                        "-pix_fmt", "yuv420p", str(video)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x120:rate=25",
+                "-t",
+                "1",
+                "-pix_fmt",
+                "yuv420p",
+                str(video),
+            ],
+            check=True,
+        )
         data = video.read_bytes()
         bare = bare_model(tmp / "model", video, args.threads, args.max_batch, repeat=30)
         rows = []
@@ -174,26 +211,35 @@ def main() -> None:
 
     by = {(r["mode"], r["concurrency"]): r for r in rows}
     print(f"\npreset {args.preset}, torch threads {args.threads}, {os.cpu_count()} CPUs, {args.seconds:g} s per level")
-    print(f"bare forward, batch 1: {bare['forward_b1_p50_s'] * 1e3:.1f} ms; batch {args.max_batch}: "
-          f"{bare[f'forward_b{args.max_batch}_per_clip_s'] * 1e3:.1f} ms/clip; in-process probe+decode+transform+"
-          f"forward: {bare['pipeline_p50_s'] * 1e3:.1f} ms")
-    print(f"{'mode':<10} {'conc':>4} {'req':>5} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7} "
-          f"{'x unbatched':>11} {'p50/fwd':>8}")
+    print(
+        f"bare forward, batch 1: {bare['forward_b1_p50_s'] * 1e3:.1f} ms; batch {args.max_batch}: "
+        f"{bare[f'forward_b{args.max_batch}_per_clip_s'] * 1e3:.1f} ms/clip; in-process probe+decode+transform+"
+        f"forward: {bare['pipeline_p50_s'] * 1e3:.1f} ms"
+    )
+    print(
+        f"{'mode':<10} {'conc':>4} {'req':>5} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7} "
+        f"{'x unbatched':>11} {'p50/fwd':>8}"
+    )
     for r in rows:
         base = by.get(("unbatched", r["concurrency"]))
         ratio = r["rps"] / base["rps"] if base and base["rps"] else float("nan")
-        print(f"{r['mode']:<10} {r['concurrency']:>4} {r['requests']:>5} {r['errors']:>4} {r['p50_s'] * 1e3:>8.1f} "
-              f"{r['p95_s'] * 1e3:>8.1f} {r['rps']:>7.2f} {ratio:>11.2f} {r['p50_s'] / bare['forward_b1_p50_s']:>8.2f}")
+        print(
+            f"{r['mode']:<10} {r['concurrency']:>4} {r['requests']:>5} {r['errors']:>4} {r['p50_s'] * 1e3:>8.1f} "
+            f"{r['p95_s'] * 1e3:>8.1f} {r['rps']:>7.2f} {ratio:>11.2f} {r['p50_s'] / bare['forward_b1_p50_s']:>8.2f}"
+        )
     c1 = by.get(("unbatched", 1))
     if c1:
         fwd, pipe = bare["forward_b1_p50_s"], bare["pipeline_p50_s"]
-        print(f"API overhead at concurrency 1 (unbatched): p50 {c1['p50_s'] * 1e3:.1f} ms vs bare forward "
-              f"{fwd * 1e3:.1f} ms ({c1['p50_s'] / fwd:.2f}x) and vs the in-process pipeline {pipe * 1e3:.1f} ms "
-              f"({c1['p50_s'] / pipe:.2f}x)")
+        print(
+            f"API overhead at concurrency 1 (unbatched): p50 {c1['p50_s'] * 1e3:.1f} ms vs bare forward "
+            f"{fwd * 1e3:.1f} ms ({c1['p50_s'] / fwd:.2f}x) and vs the in-process pipeline {pipe * 1e3:.1f} ms "
+            f"({c1['p50_s'] / pipe:.2f}x)"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "bare": bare,
-                                         "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "bare": bare, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -56,14 +56,14 @@ class Settings(BaseModel):
     api_keys: tuple[str, ...] = Field((), description="comma-separated; when set, every /v1 call and /metrics "
                                                       "needs `Authorization: Bearer <key>`")
     allow_open: bool = Field(False, description="allow a non-loopback bind without API keys (behind a trusted proxy)")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="logging level")
 
     # ---- input limits
     max_upload_bytes: int = Field(64 * 2**20, ge=1024, le=4 * 2**30, description="413 beyond this, checked per chunk")
     max_duration_s: float = Field(600.0, gt=0, le=24 * 3600, description="longest video accepted")
     max_frames: int = Field(36_000, ge=1, le=10_000_000, description="most frames a video may have")
-    max_width: int = Field(1920, ge=16, le=16384)
-    max_height: int = Field(1920, ge=16, le=16384)
+    max_width: int = Field(1920, ge=16, le=16384, description="widest frame accepted")
+    max_height: int = Field(1920, ge=16, le=16384, description="tallest frame accepted (portrait video)")
     max_pixels: int = Field(1920 * 1080, ge=256, description="width x height; bounds decode memory per frame")
     max_clips: int = Field(64, ge=1, le=4096, description="most sliding-window clips one embed request may ask for")
 
@@ -71,7 +71,7 @@ class Settings(BaseModel):
     max_batch: int = Field(8, ge=1, le=256, description="clips per model forward (1 = no micro-batching)")
     max_wait_ms: float = Field(10.0, ge=0, le=10_000, description="how long a batch waits to fill")
     queue_size: int = Field(16, ge=1, le=10_000, description="requests admitted at once; beyond it 503 + Retry-After")
-    retry_after_s: int = Field(1, ge=1, le=3600)
+    retry_after_s: int = Field(1, ge=1, le=3600, description="the Retry-After of a 503")
     request_timeout_s: float = Field(60.0, gt=0, le=3600, description="decode + queue + forward, per request")
     upload_timeout_s: float = Field(60.0, gt=0, le=3600, description="receiving the upload (slow clients: 408)")
     decode_workers: int = Field(2, ge=1, le=64, description="threads decoding uploads")

@@ -69,6 +69,8 @@ class DataSection(_Section):
     cpus_per_task: float = Field(1.0, gt=0)
     max_tasks: int | None = Field(None, ge=1)
     prefetch_batches: int = Field(2, ge=0)
+    # Object-store budget for decoded samples waiting for the trainer (Ray Data otherwise runs far ahead).
+    buffer_mb: int = Field(1024, ge=64)
 
     @property
     def paths(self) -> list[str]:

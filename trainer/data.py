@@ -112,9 +112,10 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
 
 
 def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: int, batch_size: int,
-                  cpus_per_task: float = 1.0, max_tasks: int | None = None):
+                  cpus_per_task: float = 1.0, max_tasks: int | None = None, buffer_mb: int = 1024):
     """The Ray Dataset of samples for data positions [start_seq, end_seq) (a little more at the chunk edges)."""
     import ray.data
+    from ray.data import ExecutionResources
 
     first_unit, skip, _ = plan.locate(start_seq)
     last_unit, _, _ = plan.locate(max(end_seq - 1, start_seq))
@@ -122,8 +123,13 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: in
     ds = ray.data.range(n_units, override_num_blocks=min(n_units, 200))
     ds = ds.map_batches(functools.partial(read_units, plan=plan, first_unit=first_unit, skip=skip), batch_size=1,
                         batch_format="numpy", num_cpus=min(cpus_per_task, 0.5), concurrency=max_tasks)
-    return ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=batch_size, batch_format="pyarrow",
-                          num_cpus=cpus_per_task, concurrency=max_tasks)
+    ds = ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=batch_size, batch_format="pyarrow",
+                        num_cpus=cpus_per_task, concurrency=max_tasks)
+    # Decoded float clips are large: without a cap Ray Data runs ahead of training into a share of the object store
+    # (and node memory) far beyond the few batches the trainer needs.
+    ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=buffer_mb * 1024 * 1024)
+    return ds
 
 
 @dataclass
@@ -139,6 +145,7 @@ class ResumableDataset:
     batch_size: int
     cpus_per_task: float = 1.0
     max_tasks: int | None = None
+    buffer_mb: int = 1024
 
     def __call__(self):
         from trainer.checkpointing import latest_position
@@ -146,4 +153,4 @@ class ResumableDataset:
         start = latest_position(self.run_dir).get("samples_seen", 0)
         log.info("data stream starts at position %d of %d", start, self.end_seq)
         return build_dataset(self.plan, self.spec, start, self.end_seq, self.batch_size, self.cpus_per_task,
-                             self.max_tasks)
+                             self.max_tasks, self.buffer_mb)

@@ -47,7 +47,9 @@ class ShardIndex:
     chunks: list[list[Chunk]] = field(default_factory=list)  # per dataset
 
     @classmethod
-    def build(cls, paths: list[str], split: str | None, sources: list[str] | None = None) -> ShardIndex:
+    def build(cls, paths: list[str], split: str | None, sources: list[str] | None = None,
+              labeled: bool = False) -> ShardIndex:
+        """Chunks of the rows in `split` (all splits: None), from `sources` (all: None), with a label if `labeled`."""
         index = cls(paths=list(paths))
         for i, path in enumerate(paths):
             fs, _ = _fs_and_path(path)
@@ -56,18 +58,21 @@ class ShardIndex:
                 with fs.open(f, "rb") as fh:
                     pf = pq.ParquetFile(fh)
                     for rg in range(pf.num_row_groups):
-                        t = pf.read_row_group(rg, columns=["split", "source"])
+                        t = pf.read_row_group(rg, columns=["split", "source", "label"])
                         keep = np.ones(t.num_rows, dtype=bool)
                         if split is not None:
                             keep &= np.asarray(pc.equal(t["split"], split).fill_null(False))
                         if sources:
                             wanted = pc.is_in(t["source"], value_set=_arrow_strings(sources))
                             keep &= np.asarray(wanted.fill_null(False))
+                        if labeled:
+                            keep &= np.asarray(pc.is_valid(t["label"]))
                         rows = tuple(int(r) for r in np.flatnonzero(keep))
                         if rows:
                             found.append(Chunk(i, f, rg, rows))
             if not found:
-                what = f"split {split!r}" + (f" and sources {sources}" if sources else "")
+                what = f"split {split!r}" + (f" and sources {sources}" if sources else "") + (
+                    " with labels" if labeled else "")
                 raise ValueError(f"data.path: {path} has no clips for {what}")
             index.chunks.append(found)
         return index

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, cfg: PretrainConfig | None = None):
     checkpointing.save_resolved_config(cfg.run.run_dir, cfg.model_dump(mode="json"))
     end_seq = lengths["total_steps"] * cfg.global_batch
     dataset = ResumableDataset(plan, sample_spec(cfg), cfg.run.run_dir, end_seq, cfg.data.batch_size,
-                               cfg.data.cpus_per_task, cfg.data.max_tasks)
+                               cfg.data.cpus_per_task, cfg.data.max_tasks, cfg.data.buffer_mb)
     loop_config = {"config": cfg.model_dump(mode="json"), **lengths}
     result = launch.torch_trainer(train_loop, loop_config, cfg, datasets={"train": dataset}).fit()
     if result.error:

@@ -1,0 +1,90 @@
+"""The sample order and the per-sample transforms, without Ray: determinism, exact epochs, positions, masks."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pyarrow as pa
+
+from trainer.data import SampleSpec, decode_batch, read_units, select_frames
+from trainer.plan import EpochPlan, ShardIndex
+from videomae.masks import MaskingConfig
+from videomae.shards import read_clips
+
+
+def _rows(plan: EpochPlan, units: range) -> list[tuple[str, int]]:
+    out = []
+    for u in units:
+        chunk, rows = plan.unit(u)
+        out += [(chunk.file, int(r)) for r in rows]
+    return out
+
+
+def test_epoch_is_one_seeded_pass(sample_shards):
+    index = ShardIndex.build([str(sample_shards)], "train")
+    n_train = read_clips(str(sample_shards), columns=["split"], split="train").num_rows
+    plan = EpochPlan(index, seed=3)
+    epoch0 = _rows(plan, range(plan.units_per_epoch))
+    assert len(epoch0) == len(set(epoch0)) == n_train == plan.epoch_length(0)  # every train clip exactly once
+    again = _rows(EpochPlan(index, seed=3), range(plan.units_per_epoch))
+    other = _rows(EpochPlan(index, seed=4), range(plan.units_per_epoch))
+    epoch1 = _rows(plan, range(plan.units_per_epoch, 2 * plan.units_per_epoch))
+    assert epoch0 == again and epoch0 != other and epoch0 != epoch1 and sorted(epoch0) == sorted(epoch1)
+
+
+def test_locate_and_unit_base_agree(sample_shards):
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
+    for seq in (0, 1, 17, plan.epoch_length(0) - 1, plan.epoch_length(0), 3 * plan.epoch_length(0) + 5):
+        unit, offset, base = plan.locate(seq)
+        assert plan.unit_base(unit) == base and base + offset == seq
+        assert 0 <= offset < len(plan.unit(unit)[1])
+
+
+def test_mix_weights_set_shares(sample_shards):
+    path = str(sample_shards)
+    index = ShardIndex.build([path, path], "train")  # the same data twice, weighted 3:1
+    plan = EpochPlan(index, seed=0, weights=[3.0, 1.0])
+    counts = collections.Counter(plan.unit(u)[0].dataset for u in range(20 * plan.units_per_epoch))
+    assert counts[0] / counts[1] == plan.per_epoch[0] / plan.per_epoch[1]
+    assert 2.0 <= plan.per_epoch[0] / plan.per_epoch[1] <= 4.0
+
+
+def test_resume_read_skips_consumed_rows(sample_shards):
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
+    unit, offset, base = plan.locate(5)
+    table = read_units({"id": np.arange(2)}, plan, first_unit=unit, skip=offset)
+    seqs = table.column("seq").to_pylist()
+    assert seqs[0] == 5 and seqs == list(range(5, 5 + len(seqs)))
+
+
+def test_decode_batch_repeats_with_own_masks(sample_shards):
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
+    table = read_units({"id": np.arange(1)}, plan, first_unit=0, skip=0).slice(0, 3)
+    masks = MaskingConfig(encoder="tube", encoder_ratio=0.75, decoder="running_cell", decoder_ratio=0.5)
+    spec = SampleSpec(img_size=64, num_frames=8, frame_step=1, num_sample=2, scales=(1.0, 0.875, 0.75, 0.66),
+                      seed=0, grid=(4, 4, 4), masks=masks)
+    out = decode_batch(table, spec)
+    assert out["clip"].shape == (6, 3, 8, 64, 64) and out["clip"].dtype == np.float32
+    assert out["enc_mask"].shape == out["dec_mask"].shape == (6, 64)
+    assert (out["enc_mask"].sum(1) == 48).all()  # tube 0.75 of a 4x4 grid, every slice
+    assert (out["dec_mask"].sum(1) == 32).all()  # running cell: half of each 2x2 cell
+    assert list(out["seq"]) == [0, 0, 1, 1, 2, 2] and list(out["repeat"]) == [0, 1] * 3
+    # Repeats of one clip differ (own crop and masks); the same seed reproduces them exactly.
+    assert not np.array_equal(out["enc_mask"][0], out["enc_mask"][1]) or not np.allclose(out["clip"][0],
+                                                                                            out["clip"][1])
+    again = decode_batch(table, spec)
+    assert np.array_equal(again["clip"], out["clip"]) and np.array_equal(again["dec_mask"], out["dec_mask"])
+    assert abs(float(out["clip"].mean())) < 3.0  # normalised, not raw 0..255
+
+
+def test_select_frames_steps_and_pads():
+    frames = [bytes([i]) for i in range(6)]
+    assert select_frames(frames, 3, 2) == [b"\x00", b"\x02", b"\x04"]
+    assert select_frames(frames, 5, 2) == [b"\x00", b"\x02", b"\x04", b"\x04", b"\x04"]  # short: repeat the last
+
+
+def test_labeled_index_drops_unlabeled(sample_shards):
+    index = ShardIndex.build([str(sample_shards)], "train", labeled=True)
+    t = read_clips(str(sample_shards), columns=["split", "label"], split="train")
+    assert index.num_clips() == pa.compute.sum(pa.compute.is_valid(t["label"])).as_py() < t.num_rows

@@ -1,0 +1,73 @@
+"""Pre-training on real Ray Train with CPU workers, fed by Ray Data from the ingest sample shards.
+
+One TorchTrainer per test, in the session's in-process Ray (`ray_session`); the nano preset, a few dozen steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from trainer_testlib import TINY, recipe
+
+import videomae
+from trainer import pretrain
+from trainer.checkpointing import latest_checkpoint_dir
+from trainer.metrics import read_metrics
+from videomae.model import VideoMAEPretrain
+
+pytestmark = pytest.mark.slow
+
+def test_loss_falls_and_the_run_is_loadable(pretrained):
+    cfg, result = pretrained
+    rows = read_metrics(cfg.run.run_dir)
+    assert [r["step"] for r in rows] == list(range(10, 101, 10))
+    first, last = rows[0]["loss"], min(r["loss"] for r in rows[-3:])
+    assert last < first - 0.03, f"loss did not fall: {[round(r['loss'], 3) for r in rows]}"
+    assert result.metrics["samples_seen"] == 100 * cfg.global_batch
+    assert all(r["clips_per_s"] > 0 and r["tokens_per_s"] > 0 and r["step_time"] > 0 for r in rows)
+    # The checkpoint (model/ inside) and the exported model directory both load as the pre-training model.
+    ckpt = videomae.load_model(result.checkpoint.path)
+    exported = videomae.load_model(f"{cfg.run.run_dir}/model")
+    assert isinstance(ckpt, VideoMAEPretrain) and ckpt.cfg.preset == "nano"
+    for (k, a), b in zip(ckpt.state_dict().items(), exported.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert (Path(cfg.run.run_dir) / "config.yaml").exists()  # the resolved config beside the checkpoints
+
+
+def test_same_seed_same_first_loss(ray_session, sample_shards, tmp_path):
+    losses = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        cfg = recipe("pretrain", TINY, sample_shards, tmp_path, name, "optim.max_steps=1", "run.log_every=1",
+                     f"run.seed={seed}")
+        pretrain.main(cfg=cfg)
+        losses[name] = read_metrics(cfg.run.run_dir)[0]["loss"]
+    assert losses["a"] == losses["b"]
+    assert losses["a"] != losses["c"]
+
+
+def test_killed_worker_resumes_from_checkpoint(ray_session, sample_shards, tmp_path):
+    """The worker kills its own process at step 15; FailureConfig restarts it from the step-10 checkpoint, and the
+    data stream continues at that checkpoint's position instead of from the start."""
+    cfg = recipe("pretrain", TINY, sample_shards, tmp_path, "killed", "optim.max_steps=25", "run.log_every=5",
+                 "run.checkpoint_every=10", "run.max_failures=1", "debug.fail_at_step=15")
+    result = pretrain.main(cfg=cfg)
+    assert (tmp_path / "killed" / pretrain.FAIL_MARKER).exists()  # it really died once
+    m = result.metrics
+    assert m["step"] == 25 and m["samples_seen"] == 25 * cfg.global_batch
+    assert m["attempt_start_step"] == 10  # restored, not restarted
+    assert m["attempt_first_seq"] == 10 * cfg.global_batch  # data position continued
+    rows = read_metrics(cfg.run.run_dir)
+    assert [r["step"] for r in rows] == [5, 10, 15, 20, 25]  # step 15 was logged, then the process died
+    assert latest_checkpoint_dir(cfg.run.run_dir) is not None
+
+
+def test_rerun_same_name_resumes(pretrained, sample_shards):
+    """Rerunning a finished run's name with a longer schedule continues from its last checkpoint."""
+    cfg, _ = pretrained
+    longer = recipe("pretrain", TINY, sample_shards, cfg.run.storage_path, cfg.run.name, "optim.max_steps=105",
+                    "optim.warmup_steps=10", "optim.lr=3e-3", "run.log_every=5", "run.checkpoint_every=50")
+    result = pretrain.main(cfg=longer)
+    assert result.metrics["attempt_start_step"] == 100 and result.metrics["step"] == 105
+    assert result.metrics["attempt_first_seq"] == 100 * cfg.global_batch

@@ -1,0 +1,36 @@
+"""Helpers shared by the trainer tests (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from trainer.config import load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_shards(root: Path, preset: str = "small", clips_per_video: int = 2) -> Path:
+    subprocess.run([sys.executable, "-m", "ingest.sample_data", str(root / "videos"), f"--{preset}"]
+                   if preset == "small" else [sys.executable, "-m", "ingest.sample_data", str(root / "videos")],
+                   check=True, capture_output=True, cwd=REPO)
+    v = root / "videos"
+    subprocess.run([sys.executable, "-m", "ingest", "--config", "configs/ingest/sample.yaml", "--no-ray",
+                    "--set", f"output={root / 'shards'}", "--set", f"sources.0.path={v / 'motion_a.csv'}",
+                    "--set", f"sources.1.path={v / 'motion_b.jsonl'}",
+                    "--set", f"sources.2.path={v / 'unlabeled_lavfi'}",
+                    "--set", f"sources.3.path={v / 'unlabeled_mixed'}",
+                    "--set", f"clips.clips_per_video={clips_per_video}"],
+                   check=True, capture_output=True, cwd=REPO)
+    return root / "shards"
+
+
+def recipe(kind: str, config: str, shards: Path, storage: Path, name: str, *sets: str):
+    """A tiny recipe config: the YAML under configs/, pointed at the test shards and storage, nano-sized."""
+    base = [f"data.path={shards}", "model.preset=nano", f"run.storage_path={storage}", f"run.name={name}",
+            "run.tensorboard=false", "data.max_tasks=1", "data.cpus_per_task=0.5"]
+    return load_config(kind, REPO / config, [*base, *sets])
+
+
+TINY = "configs/pretrain/tiny.yaml"

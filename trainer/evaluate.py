@@ -1,0 +1,79 @@
+"""Evaluation of a trained model on shards: k-NN and linear probe on frozen features, or the classifier.
+
+    python trainer/evaluate.py --config configs/evaluate/knn_tiny.yaml [--set model.init_from=runs/pretrain-tiny/model]
+
+- `knn`: pooled encoder features (centre view) of the labeled clips of `train_split` and `eval.split`; weighted k-NN
+  (k = `knn_k`, temperature `knn_temperature`) on L2-normalised features; top-1 per clip.
+- `linear`: a linear classifier on the same frozen, standardised features; top-1 per clip.
+- `classifier`: the model's own head with multi-view testing (`eval.num_clips` x `eval.num_crops`, probabilities
+  averaged per video, the reference's protocol); top-1/top-5 per video.
+
+Runs in this process (small enough for one machine; features are the expensive part, and they stream). Results are
+logged and written to `<run.storage_path>/<run.name>/eval_<mode>.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a plain file
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from trainer import evaluation, launch
+from trainer.config import EvaluateConfig
+from trainer.postpretrain import label_space
+from videomae.checkpoint import load_model
+from videomae.model import VideoMAEClassifier
+
+
+def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> dict:
+    launch.setup_logging()
+    cfg = cfg or launch.validate_or_exit(lambda: launch.parse_args("evaluate", argv, __doc__.splitlines()[0]))
+    if not cfg.model.init_from:
+        launch.fail("model.init_from: give the model to evaluate (a model dir, training checkpoint or .pth)")
+    model = launch.validate_or_exit(lambda: load_model(cfg.model.init_from, preset=cfg.model.preset))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    arch = model.cfg
+    sources = [cfg.target_source] if cfg.target_source else None
+    if cfg.mode == "classifier":
+        if not isinstance(model, VideoMAEClassifier) or arch.num_classes == 0:
+            launch.fail("mode: classifier needs a model with a classification head")
+        info = label_space(cfg)
+        videos = evaluation.read_videos(cfg.data.paths, cfg.eval.split, sources, cfg.eval.num_clips)
+        hits = evaluation.classify_videos(model, videos, device, arch.img_size, arch.num_frames, cfg.data.frame_step,
+                                          cfg.eval.num_crops, cfg.eval.batch_size, torch.tensor(info["label_map"]))
+        out = {"top1": hits["top1_hits"] / max(hits["videos"], 1), "top5": hits["top5_hits"] / max(hits["videos"], 1),
+               "videos": hits["videos"]}
+    else:
+        def features(split: str):
+            parts = list(evaluation.iter_features(model, cfg.data.paths, split, arch.img_size, arch.num_frames,
+                                                  cfg.data.frame_step, device, cfg.eval.batch_size, sources))
+            if not parts:
+                launch.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
+                            f"in split {split!r}")
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+        train_x, train_y = features(cfg.train_split)
+        test_x, test_y = features(cfg.eval.split)
+        n = int(max(train_y.max(), test_y.max())) + 1
+        if cfg.mode == "knn":
+            top1 = evaluation.knn_accuracy(train_x, train_y, test_x, test_y, cfg.knn_k, cfg.knn_temperature, n)
+        else:
+            top1 = evaluation.linear_probe_accuracy(train_x, train_y, test_x, test_y, n, cfg.linear_epochs,
+                                                    cfg.linear_lr, cfg.run.seed)
+        out = {"top1": top1, "train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
+    out["mode"] = cfg.mode
+    launch.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
+    run_dir = Path(cfg.run.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / f"eval_{cfg.mode}.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Evaluation on shards: multi-view classification (top-1/top-5 per video) and frozen features for k-NN / linear probe.
+
+Multi-view testing follows the reference (`engine_for_finetuning.py` final_test + merge): several temporal clips per
+video x spatial crops per clip, softmax probabilities averaged per video, then top-k against the video's label. The
+temporal clips are the video's stored clips (ingest samples them evenly over the video), up to `num_clips`, evenly
+chosen; the crops come from `videomae.augment.spatial_crops`.
+
+Work is split over Ray Train workers by video (video i goes to rank i % world); counts are summed across ranks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trainer.data import select_frames
+from videomae.augment import spatial_crops
+from videomae.shards import iter_clips
+from videomae.transforms import eval_clip
+from videomae.video import decode_jpegs
+
+
+@dataclass
+class Video:
+    video_id: str
+    label: int
+    clips: list[list[bytes]]  # the chosen temporal views, JPEG frames each
+
+
+def read_videos(paths: list[str], split: str, sources: list[str] | None, num_clips: int) -> list[Video]:
+    """Labeled videos of a split, each with up to `num_clips` of its stored clips (evenly chosen, in time order)."""
+    by_video: dict[str, list[dict]] = defaultdict(list)
+    for path in paths:
+        for row in iter_clips(path, split=split):
+            if row["label"] is None or (sources and row["source"] not in sources):
+                continue
+            by_video[row["video_id"]].append(row)
+    videos = []
+    for vid in sorted(by_video):
+        rows = sorted(by_video[vid], key=lambda r: r["start_frame"])
+        pick = np.unique(np.linspace(0, len(rows) - 1, num=min(num_clips, len(rows))).round().astype(int))
+        videos.append(Video(vid, int(rows[0]["label"]), [rows[i]["frames"] for i in pick]))
+    return videos
+
+
+def views(video: Video, img_size: int, num_frames: int, frame_step: int, num_crops: int) -> torch.Tensor:
+    """All test views of a video: (V, 3, T, S, S) with V = clips x crops."""
+    out = []
+    for frames in video.clips:
+        pixels = decode_jpegs(select_frames(frames, num_frames, frame_step))  # (T, H, W, 3)
+        out.extend(spatial_crops(pixels, img_size, num_crops))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def classify_videos(model: torch.nn.Module, videos: list[Video], device: torch.device, img_size: int,
+                    num_frames: int, frame_step: int, num_crops: int, batch_size: int,
+                    label_map: torch.Tensor | None = None) -> dict[str, float]:
+    """Sum of top-1/top-5 hits and the video count over `videos` (probabilities averaged over views)."""
+    was_training = model.training
+    model.eval()
+    top1 = top5 = 0.0
+    for video in videos:
+        x = views(video, img_size, num_frames, frame_step, num_crops)
+        probs = torch.cat([model(x[i:i + batch_size].to(device)).float().softmax(-1)
+                           for i in range(0, len(x), batch_size)]).mean(0)  # (num_classes,)
+        label = int(label_map[video.label]) if label_map is not None else video.label
+        ranked = probs.argsort(descending=True)
+        top1 += float(ranked[0] == label)
+        top5 += float(label in ranked[:5].tolist())
+    model.train(was_training)
+    return {"top1_hits": top1, "top5_hits": top5, "videos": float(len(videos))}
+
+
+# ------------------------------------------------------------------------------------------- frozen features
+def iter_features(model: torch.nn.Module, paths: list[str], split: str, img_size: int, num_frames: int,
+                  frame_step: int, device: torch.device, batch_size: int = 16,
+                  sources: list[str] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(features (b, C), labels (b,)) over a split's labeled clips, centre view, pooled encoder features."""
+    clips, labels = [], []
+
+    def flush():
+        x = torch.stack(clips).to(device)
+        return model.forward_pooled(x).float().cpu(), torch.tensor(labels)
+
+    with torch.no_grad():
+        for path in paths:
+            for row in iter_clips(path, split=split):
+                if row["label"] is None or (sources and row["source"] not in sources):
+                    continue
+                pixels = decode_jpegs(select_frames(row["frames"], num_frames, frame_step))
+                clips.append(eval_clip(pixels, img_size))
+                labels.append(int(row["label"]))
+                if len(clips) == batch_size:
+                    yield flush()
+                    clips, labels = [], []
+        if clips:
+            yield flush()
+
+
+def knn_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 k: int, temperature: float, num_classes: int) -> float:
+    """Weighted k-NN on L2-normalised features (the DINO / InstDisc protocol): top-1 accuracy."""
+    train_x = torch.nn.functional.normalize(train_x, dim=1)
+    test_x = torch.nn.functional.normalize(test_x, dim=1)
+    sim = test_x @ train_x.T  # (n_test, n_train)
+    k = min(k, train_x.shape[0])
+    w, idx = sim.topk(k, dim=1)  # (n_test, k)
+    votes = torch.zeros(test_x.shape[0], num_classes)
+    votes.scatter_add_(1, train_y[idx], (w / temperature).exp())
+    return float((votes.argmax(1) == test_y).float().mean())
+
+
+def linear_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                          num_classes: int, epochs: int, lr: float, seed: int = 0) -> float:
+    """A linear classifier on frozen, standardised features (full-batch AdamW): top-1 accuracy."""
+    torch.manual_seed(seed)
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    head = torch.nn.Linear(a.shape[1], num_classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(head(a), train_y).backward()
+        opt.step()
+    with torch.no_grad():
+        return float((head(b).argmax(1) == test_y).float().mean())

@@ -66,7 +66,7 @@ def test_multi_scale_boxes_follow_the_reference():
     ("mask.decoder=diagonal", "mask.decoder"),
     ("optim.lr=-1", "optim.lr"),
     ("data.weights=[1, 2]", "data.weights"),
-    ("model.overrides.img_size=80", "model.overrides"),
+    ("model.overrides.img_size=72", "model.overrides"),  # not a multiple of the patch size
 ])
 def test_bad_keys_are_named(override, key):
     with pytest.raises(ConfigError) as err:

@@ -1,15 +1,16 @@
 """API benchmark: latency and throughput with and without micro-batching, and the API's overhead over the model.
 
-    python bench/api.py [--preset tiny] [--seconds 8] [--concurrency 1 4 8] [--threads 1] [--json out.json]
+    python bench/api.py [--preset tiny] [--seconds 8] [--rounds 2] [--concurrency 1 4 8] [--threads 1] [--json out.json]
 
 Everything is measured in the same run on the same machine:
 1. The bare model: `forward_pooled` on one clip (batch 1) and on `max_batch` clips, in this process with the
    server's thread count; and the in-process pipeline the API runs per request (probe + decode + eval_clip +
    forward), through the same library calls.
 2. The API: two real servers (`python -m api` subprocesses on loopback), micro-batching on (max_batch 8, max_wait
-   10 ms) and off (max_batch 1), each driven by C closed-loop clients (C = 1, 4, 8) posting the same 1-clip upload to
-   /v1/embed for a fixed time. Reported: p50/p95 latency, requests/s, and the ratios batched / unbatched and
-   API / bare forward.
+   10 ms) and off (max_batch 1), both up at once, each driven by C closed-loop clients (C = 1, 4, 8) posting the same
+   1-clip upload to /v1/embed. The two modes alternate within each level (`--rounds`), so load from other processes
+   hits both alike. Reported: p50/p95 latency, requests/s, the ratios batched / unbatched and API p50 / bare
+   forward, and from the server's /metrics the mean batch size and the model time per clip.
 
 The clients run on the same CPUs as the server (loopback); on a small shared machine that costs the server CPU
 time, equally in both modes.
@@ -50,6 +51,8 @@ def timed(fn, repeat: int) -> list[float]:
 
 
 def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
@@ -146,20 +149,43 @@ def drive(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, 
     }
 
 
-def batch_sizes(url: str) -> float:
+def model_counters(url: str) -> dict[str, float]:
+    """Cumulative batch count, clips and forward seconds of the embed op, from the server's /metrics."""
     text = httpx.get(url + "/metrics", timeout=10).text
-    vals = {}
+    want = {"videomae_api_batch_size_count": "batches", "videomae_api_batch_size_sum": "clips",
+            "videomae_api_forward_seconds_sum": "forward_s"}
+    out = dict.fromkeys(want.values(), 0.0)
     for line in text.splitlines():
-        for k in ("sum", "count"):
-            if line.startswith(f'videomae_api_batch_size_{k}{{op="embed"}}'):
-                vals[k] = float(line.split()[-1])
-    return vals.get("sum", 0) / max(vals.get("count", 1), 1)
+        name = line.split("{")[0]
+        if name in want and 'op="embed"' in line:
+            out[want[name]] = float(line.split()[-1])
+    return out
+
+
+def measure(url: str, data: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    before = model_counters(url)
+    r = drive(url, data, concurrency, seconds)
+    after = model_counters(url)
+    d = {k: after[k] - before[k] for k in after}
+    r["mean_batch"] = d["clips"] / max(d["batches"], 1)
+    r["forward_ms_per_clip"] = 1e3 * d["forward_s"] / max(d["clips"], 1)
+    return r
+
+
+def merge(runs: list[dict]) -> dict[str, float]:
+    """Rounds of one (mode, concurrency): medians of the per-round statistics, requests summed."""
+    keys = ("p50_s", "p95_s", "rps", "mean_batch", "forward_ms_per_clip")
+    out = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["errors"] = sum(r["errors"] for r in runs)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--seconds", type=float, default=8.0, help="per mode and concurrency level, over all rounds")
+    ap.add_argument("--rounds", type=int, default=2, help="alternations of the two modes per level")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--threads", type=int, default=1, help="torch threads in the server and the bare model")
     ap.add_argument("--max-batch", type=int, default=8)
@@ -192,22 +218,25 @@ def main() -> None:
         )
         data = video.read_bytes()
         bare = bare_model(tmp / "model", video, args.threads, args.max_batch, repeat=30)
-        rows = []
         modes = {"batched": (args.max_batch, args.max_wait_ms), "unbatched": (1, 0.0)}
-        for i, (mode, (mb, wait)) in enumerate(modes.items()):
-            port = 18700 + os.getpid() % 500 + i
-            proc = start(tmp / "model", tmp, port, args.threads, mb, wait)
-            try:
-                for conc in args.concurrency:
-                    r = drive(f"http://127.0.0.1:{port}", data, conc, args.seconds)
-                    rows.append({"mode": mode, "concurrency": conc, **r})
-                mean_batch = batch_sizes(f"http://127.0.0.1:{port}")
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-            for row in rows:
-                if row["mode"] == mode:
-                    row["mean_batch"] = mean_batch
+        base_port = 18700 + os.getpid() % 500
+        procs = {m: start(tmp / "model", tmp, base_port + i, args.threads, mb, wait)
+                 for i, (m, (mb, wait)) in enumerate(modes.items())}
+        urls = {m: f"http://127.0.0.1:{base_port + i}" for i, m in enumerate(modes)}
+        rows = []
+        try:
+            # Both servers stay up; modes alternate within each level and round, so a noisy neighbour hits both alike.
+            for conc in args.concurrency:
+                runs: dict[str, list[dict]] = {m: [] for m in modes}
+                for _ in range(args.rounds):
+                    for m in modes:
+                        runs[m].append(measure(urls[m], data, conc, args.seconds / args.rounds))
+                for m in modes:
+                    rows.append({"mode": m, "concurrency": conc, **merge(runs[m])})
+        finally:
+            for p in procs.values():
+                p.terminate()
+                p.wait(timeout=30)
 
     by = {(r["mode"], r["concurrency"]): r for r in rows}
     print(f"\npreset {args.preset}, torch threads {args.threads}, {os.cpu_count()} CPUs, {args.seconds:g} s per level")
@@ -218,14 +247,15 @@ def main() -> None:
     )
     print(
         f"{'mode':<10} {'conc':>4} {'req':>5} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7} "
-        f"{'x unbatched':>11} {'p50/fwd':>8}"
+        f"{'x unbatched':>11} {'p50/fwd':>8} {'batch':>6} {'fwd ms/clip':>11}"
     )
     for r in rows:
         base = by.get(("unbatched", r["concurrency"]))
         ratio = r["rps"] / base["rps"] if base and base["rps"] else float("nan")
         print(
             f"{r['mode']:<10} {r['concurrency']:>4} {r['requests']:>5} {r['errors']:>4} {r['p50_s'] * 1e3:>8.1f} "
-            f"{r['p95_s'] * 1e3:>8.1f} {r['rps']:>7.2f} {ratio:>11.2f} {r['p50_s'] / bare['forward_b1_p50_s']:>8.2f}"
+            f"{r['p95_s'] * 1e3:>8.1f} {r['rps']:>7.2f} {ratio:>11.2f} {r['p50_s'] / bare['forward_b1_p50_s']:>8.2f} "
+            f"{r['mean_batch']:>6.2f} {r['forward_ms_per_clip']:>11.1f}"
         )
     c1 = by.get(("unbatched", 1))
     if c1:

@@ -19,6 +19,7 @@ import functools
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a plain file (`python trainer/pretrain.py`, `ray job submit`)
@@ -174,6 +175,14 @@ def _maybe_fail(cfg: PretrainConfig, step: int, rank: int) -> None:
     marker = Path(cfg.run.run_dir) / FAIL_MARKER
     if marker.exists():
         return
+    # A crash some time after the last checkpoint: wait until Ray Train has registered it (the controller collects
+    # reports by polling; a process dying right after `report` can lose that report, and then restarts earlier).
+    saved = step // cfg.run.checkpoint_every * cfg.run.checkpoint_every
+    deadline = time.monotonic() + 60
+    while saved and checkpointing.latest_position(cfg.run.run_dir).get("step", 0) < saved:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"killed at step {step}\n")
     launch.log.warning("debug.fail_at_step: killing worker process %d at step %d", os.getpid(), step)

@@ -20,9 +20,10 @@ from api.errors import ApiError
 from api.preprocess import load_clip, probe_upload, window_indices
 from api.schemas import ClipEmbedding, EmbedOptions, EmbedResponse
 from videomae.transforms import sliding_windows
+from videomae.video import VideoInfo
 
 
-def _decode_windows(host: ModelHost, path: Path, info, starts: list[int], clip_len: int, stride: int
+def _decode_windows(host: ModelHost, path: Path, info: VideoInfo, starts: list[int], clip_len: int, stride: int
                     ) -> list[torch.Tensor]:
     img = host.cfg.img_size
     return [load_clip(path, window_indices(info, clip_len, stride, s), img, host.settings) for s in starts]

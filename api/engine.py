@@ -25,7 +25,7 @@ from api.batching import MicroBatcher
 from api.errors import ApiError
 from api.schemas import ModelInfo
 from api.settings import Settings
-from videomae import load_model
+from videomae import VideoMAEConfig, load_model
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain
 from videomae.targets import masked_loss, reconstruction_targets
 
@@ -100,7 +100,7 @@ class ModelHost:
         return host
 
     @property
-    def cfg(self):
+    def cfg(self) -> VideoMAEConfig:
         return self.model.cfg
 
     def warm_up(self) -> None:

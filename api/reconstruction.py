@@ -18,6 +18,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> P
     return Picture(buf.getvalue(), psnr)
 
 
-async def reconstruct_video(host: ModelHost, path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
+async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
     cfg, settings = host.cfg, host.settings
     info = await host.offload(probe_upload, path, settings)
     if opts.start >= info.num_frames:

@@ -26,6 +26,8 @@ class EmbedOptions(BaseModel):
     pool: Literal["mean", "max"] = Field("mean", description="how the per-clip features are pooled over the video")
     normalize: bool = Field(False, description="L2-normalise each clip feature and the pooled feature")
     include_clips: bool = Field(True, description="return the per-clip features too")
+    format: Literal["json", "npz"] = Field("json", description="json, or npz: float32 arrays `embedding` (C,), "
+                                                               "`clips` (K, C), int64 `start_frame`, `end_frame` (K,)")
 
 
 class ReconstructOptions(BaseModel):

@@ -44,6 +44,18 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     v["zero_frames"] = d / "empty.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=25", "-frames:v", "0", "-pix_fmt", "yuv420p",
            str(v["zero_frames"]))
+    # ---- over the main server's limits (duration 20 s, 200 frames, 640x640 / 640x480 pixels)
+    v["too_long"] = d / "slow.mp4"  # 30 s at 1 fps: few frames, long duration
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=1", "-t", "30", "-pix_fmt", "yuv420p", str(v["too_long"]))
+    v["too_many_frames"] = d / "fast.mp4"  # 5 s at 50 fps = 250 frames
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=50", "-t", "5", "-pix_fmt", "yuv420p",
+           str(v["too_many_frames"]))
+    v["too_large"] = d / "wide.mp4"  # 800x200: wider than 640
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=800x200:rate=25", "-frames:v", "2", "-pix_fmt", "yuv420p",
+           str(v["too_large"]))
+    v["too_many_pixels"] = d / "square.mp4"  # 600x600 = 360000 > 640*480
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=600x600:rate=25", "-frames:v", "2", "-pix_fmt", "yuv420p",
+           str(v["too_many_pixels"]))
     v["hls"] = d / "playlist.mp4"  # an HLS playlist naming a server-side file
     v["hls"].write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nfile://{v['testsrc']}\n#EXT-X-ENDLIST\n")
     return v

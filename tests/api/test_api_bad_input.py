@@ -37,6 +37,10 @@ def client(server):
     ("audio_only", 422, "no_video_stream"),          # an .mp4 holding only AAC audio
     ("zero_frames", 422, "no_video_stream"),         # a zero-length video: no stream survives muxing
     ("hls", 415, "unsupported_media_type"),          # a playlist pointing at a server-side file
+    ("too_long", 422, "video_too_long"),
+    ("too_many_frames", 422, "too_many_frames"),
+    ("too_large", 422, "resolution_too_large"),
+    ("too_many_pixels", 422, "resolution_too_large"),
 ])
 def test_bad_files(client, videos, endpoint, video, status, error):
     body = assert_client_error(client.post(endpoint, files=upload(videos[video])), status, error)

@@ -76,6 +76,19 @@ def test_embed_pooling_and_normalisation(server, videos):
     assert short["clips"] == [] and short["embedding"] == raw["embedding"]
 
 
+def test_embed_npz_carries_the_same_numbers(server, videos):
+    params = {"frame_stride": 2, "window_stride": 6}
+    with server.client() as c:
+        js = c.post("/v1/embed", files=upload(videos["testsrc"]), params=params).json()
+        r = c.post("/v1/embed", files=upload(videos["testsrc"]), params={**params, "format": "npz"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-npz"
+    arrays = np.load(io.BytesIO(r.content))
+    assert arrays["clips"].dtype == np.float32 and arrays["clips"].shape == (len(js["clips"]), 96)
+    np.testing.assert_array_equal(arrays["embedding"], np.asarray(js["embedding"], dtype=np.float32))
+    np.testing.assert_array_equal(arrays["clips"], np.asarray([cl["embedding"] for cl in js["clips"]], np.float32))
+    assert arrays["start_frame"].tolist() == [cl["start_frame"] for cl in js["clips"]]
+
+
 def test_concurrent_requests_are_micro_batched(server, videos):
     """Four clients at once: each gets the answer it gets alone, and some forward ran more than one clip."""
     with server.client() as c:

@@ -116,7 +116,8 @@ def test_pretrain_job_is_the_reference_vit_g_recipe_on_64_gpus():
     assert (cfg.mask.encoder, cfg.mask.encoder_ratio, cfg.mask.decoder, cfg.mask.decoder_ratio) == (
         "tube", 0.9, "running_cell", 0.5)
     assert (cfg.optim.lr, cfg.optim.clip_grad, cfg.optim.epochs, cfg.optim.warmup_epochs) == (6e-4, 0.02, 300, 30)
-    assert cfg.optim.max_steps is None
+    assert cfg.optim.max_steps is None and cfg.scaling.precision == "bf16"
+    assert cfg.data.path == "/shared/datasets/unlabeled_hybrid" and cfg.run.storage_path == "/shared/runs"
     # The cluster has exactly the GPUs the trainer asks for: worker pods x nvidia.com/gpu each.
     gpus = 0
     for group in job["spec"]["rayClusterSpec"]["workerGroupSpecs"]:

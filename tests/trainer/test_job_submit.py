@@ -2,17 +2,19 @@
 
 The cluster is ours alone: its own ports and temp dir, started from the venv's `ray`, stopped by killing the
 `ray start --block` process group we started (never `ray stop`, which would also stop other Ray instances on the
-machine, including this test session's). Ray 2.60 turns token auth on for local clusters; `ray start` writes the
-token to ~/.ray/auth_token and the `ray job` CLI on the same machine reads it from there.
+machine, including this test session's). Ray 2.60 turns token auth on for local clusters: `ray start` writes the
+token to ~/.ray/auth_token, and the `ray job` CLI on the same machine sends it when RAY_AUTH_MODE=token.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,34 +34,41 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def local_cluster(tmp_path):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+def local_cluster():
+    # The `ray job` CLI sends the cluster's token (~/.ray/auth_token, written by `ray start`) only in token mode.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
     gcs, dash = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
     ray = str(Path(sys.executable).parent / "ray")
+    log = open(f"{temp}.log", "wb")  # a file, not a pipe: a full pipe would block `ray start`
     head = subprocess.Popen([ray, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
                              f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-                             f"--temp-dir={tmp_path / 'ray'}", "--object-store-memory=300000000"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                             f"--temp-dir={temp}", "--object-store-memory=300000000"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        probe = subprocess.run([ray, "job", "list", "--address", address], env=env, capture_output=True, text=True)
-        if probe.returncode == 0:
-            break
-        if head.poll() is not None:
-            pytest.fail(f"ray start exited: {head.stdout.read().decode()[-2000:]}")
-        time.sleep(2)
-    else:
-        pytest.fail("the local cluster's job server did not come up in 120 s")
     try:
+        deadline = time.time() + 180
+        while True:
+            probe = subprocess.run([ray, "job", "list", "--address", address], env=env, capture_output=True, text=True)
+            if probe.returncode == 0:
+                break
+            if head.poll() is not None:
+                pytest.fail(f"ray start exited: {Path(f'{temp}.log').read_text()[-2000:]}")
+            if time.time() > deadline:
+                pytest.fail(f"the cluster's job server did not answer in 180 s: {probe.stderr[-1500:]}")
+            time.sleep(2)
         yield address, env
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # our `ray start --block` session: head, raylet, GCS, workers
         try:
-            head.wait(timeout=60)
+            head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)
+        Path(f"{temp}.log").unlink(missing_ok=True)
 
 
 def test_ray_job_submit_tiny_pretrain(local_cluster, sample_shards, tmp_path):

@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validate", action="store_true", help="only validate the demo config and the stage configs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise next to the stage lines
     path = args.config or ROOT / "configs" / "demo" / ("quick.yaml" if args.quick else "quickstart.yaml")
     cfg = load_config(path, args.out)
     if args.validate:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from trainer.plan import EpochPlan
 from videomae.augment import train_clip
@@ -83,6 +84,9 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, s
 def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
     """Clip rows -> `num_sample` samples per clip: clip (B*R, 3, T, S, S) float32, label, seq, repeat and, for
     pre-training, enc_mask/dec_mask (B*R, N) bool (True = hidden from the encoder / decoded; DESIGN.md)."""
+    # One intra-op thread per task, as torch's DataLoader sets in its workers: Ray schedules tasks per CPU, and a task
+    # spawning a thread per core would fight the other tasks and the trainer for them.
+    torch.set_num_threads(1)
     frames_col = table.column("frames").to_pylist()
     labels = table.column("label").fill_null(-1).to_numpy().astype(np.int64)
     seqs = table.column("seq").to_numpy()

@@ -21,7 +21,7 @@ from ingest.sample_data import generate, sources_config
 
 pytestmark = pytest.mark.slow
 
-START, STOP = ROOT / "infra/local/start.sh", ROOT / "infra/local/stop.sh"
+START, STOP, STATUS = (ROOT / "infra/local" / f for f in ("start.sh", "stop.sh", "status.sh"))
 
 
 def free_ports(n: int) -> list[int]:
@@ -129,6 +129,8 @@ def test_local_topology_runs_jobs_and_serves_then_stops_cleanly(tmp_path, ray_se
         # Serve the model the job just trained, as a developer would: the API joins the same state directory.
         run(["bash", str(START), *common, "--api-only", "--model", str(model)])
         tracked |= processes_of(state)
+        status = run(["bash", str(STATUS), "--state", str(state)]).stdout
+        assert all(f"{name}: running" in status for name in ("api", "ray-head", "ray-worker-1")), status
         base = f"http://127.0.0.1:{api_port}"
         assert httpx.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
         video = next((data / "motion_a").glob("*"))
@@ -146,6 +148,7 @@ def test_local_topology_runs_jobs_and_serves_then_stops_cleanly(tmp_path, ray_se
     assert len(tracked) > 10  # head, worker and API with their Ray children were seen
     assert not alive(tracked), f"left running: {alive(tracked)}"
     assert not list((state / "pids").glob("*.pid"))
+    assert subprocess.run(["bash", str(STATUS), "--state", str(state)], capture_output=True).returncode == 3
     strays = {pid: cmd for pid, (_, st, cmd) in process_table().items() if str(state) in cmd and st != "Z"}
     assert not strays, f"processes still naming the state directory: {strays}"
     # stop.sh touched nothing else: the session's in-process Ray still runs tasks.

@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (embed.router, reconstruct.router, models.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_key)])
     app.include_router(health.router)
-    known = frozenset(getattr(r, "path", "") for r in app.routes)
+    # Paths from the OpenAPI schema: this FastAPI nests included routers, so `app.routes` lacks their paths.
+    known = frozenset(app.openapi()["paths"])
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=known)
     return app
 

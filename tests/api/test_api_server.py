@@ -233,3 +233,5 @@ def test_health_endpoints_need_no_key(server):
         text = c.get("/metrics").text
     assert "videomae_api_requests_total" in text and "videomae_api_request_seconds_bucket" in text
     assert "videomae_api_batch_size_bucket" in text
+    # Requests are labelled by their route, not lumped into `other` (included routers must be known routes).
+    assert 'route="/v1/models"' in text and 'route="/livez"' in text

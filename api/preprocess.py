@@ -1,37 +1,37 @@
 """Upload -> checked video facts -> model-ready clips, through the library's one preprocessing path.
 
-Probing and decoding are `videomae.video` (decord, PyAV fallback); frame sampling is `videomae.transforms`
-(`sliding_windows`, `clip_indices`, clamped to the last frame like the reference's loaders); pixels go through
+Recognising, probing and decoding are `videomae.video` (`sniff_file`, then `probe` and `decode_frames`, which read
+only the local file and keep paths out of their messages); frame sampling is `videomae.transforms.sliding_windows`
+and `videomae.video.clip_indices` (clamped to the last frame like the reference's loaders); pixels go through
 `videomae.transforms.eval_clip` (short side -> img_size, center crop, ImageNet normalisation), the transform the
 trainer's evaluation uses, so a served feature is the feature the library computes for the same frames. Nothing
 here re-implements a transform; this module only adds the service's limits and turns library errors into 4xx.
 
-These functions block (ffprobe, decoding): the routes run them in the decode thread pool.
+These functions block (probing, decoding): the routes run them in the decode thread pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from api.errors import ApiError
 from api.settings import Settings
-from api.sniff import sniff_file
-from videomae.transforms import clip_indices, eval_clip
-from videomae.video import VideoError, VideoInfo, decode_frames, probe
+from videomae.transforms import eval_clip
+from videomae.video import VideoError, VideoInfo, clip_indices, decode_frames, probe, sniff_file
 
 _REASONS = {
+    "empty": "empty_video",
     "unreadable": "unreadable_video",
     "no_video_stream": "no_video_stream",
     "decode_error": "decode_error",
 }
 
 
-def _as_api_error(e: VideoError, path: Path) -> ApiError:
-    # ffprobe/decoder messages quote the file name: keep server paths out of answers.
-    detail = (e.detail or e.reason).replace(str(path), "upload").replace(path.name, "upload")
+def _as_api_error(e: VideoError) -> ApiError:
+    detail = e.detail or e.reason  # the library keeps file paths out of details
     tag = _REASONS.get(e.reason, "bad_video")
     hint = {"decode_error": " (truncated or corrupt?)", "no_video_stream": " (audio only?)"}.get(e.reason, "")
     return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
@@ -45,7 +45,7 @@ def probe_upload(path: Path, settings: Settings) -> VideoInfo:
     try:
         info = probe(path)
     except VideoError as e:
-        raise _as_api_error(e, path) from None
+        raise _as_api_error(e) from None
     if info.num_frames <= 0:
         raise ApiError(422, "empty_video", "the video stream has no frames")
     if info.width <= 0 or info.height <= 0:
@@ -66,16 +66,16 @@ def check_size(width: int, height: int, settings: Settings) -> None:
                        f"{settings.max_pixels} pixels)")
 
 
-def window_indices(info: VideoInfo, clip_len: int, frame_stride: int, start: int) -> np.ndarray:
-    return clip_indices(info.num_frames, clip_len, frame_stride, start)
+def window_indices(info: VideoInfo, clip_len: int, frame_stride: int, start: int) -> list[int]:
+    return clip_indices(clip_len=clip_len, stride=frame_stride, start=start, total_frames=info.num_frames)
 
 
-def load_clip(path: Path, indices: np.ndarray, img_size: int, settings: Settings) -> torch.Tensor:
+def load_clip(path: Path, indices: Sequence[int], img_size: int, settings: Settings) -> torch.Tensor:
     """Decode the frames at `indices` and apply the evaluation transform: (3, T, S, S), normalised."""
     try:
         frames = decode_frames(path, [int(i) for i in indices])  # (T, H, W, 3) uint8
     except VideoError as e:
-        raise _as_api_error(e, path) from None
+        raise _as_api_error(e) from None
     # The container's header may lie about the size; the decoded frames are what costs memory.
     check_size(frames.shape[2], frames.shape[1], settings)
     return eval_clip(frames, img_size)

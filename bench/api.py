@@ -35,8 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
 
 import videomae  # noqa: E402
-from videomae.transforms import clip_indices, eval_clip  # noqa: E402
-from videomae.video import decode_frames, probe  # noqa: E402
+from videomae.transforms import eval_clip  # noqa: E402
+from videomae.video import clip_indices, decode_frames, probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,8 @@ def bare_model(model_dir: Path, video: Path, threads: int, max_batch: int, repea
     torch.set_num_threads(threads)
     model = videomae.load_model(model_dir).eval()
     c = model.cfg
-    clip = eval_clip(decode_frames(video, clip_indices(probe(video).num_frames, c.num_frames, 1, 0)), c.img_size)
+    indices = clip_indices(clip_len=c.num_frames, total_frames=probe(video).num_frames)
+    clip = eval_clip(decode_frames(video, indices), c.img_size)
     one, many = clip[None], clip[None].repeat(max_batch, 1, 1, 1, 1)
     with torch.inference_mode():
         for _ in range(3):
@@ -71,7 +72,7 @@ def bare_model(model_dir: Path, video: Path, threads: int, max_batch: int, repea
 
         def pipeline():
             info = probe(video)
-            frames = decode_frames(video, clip_indices(info.num_frames, c.num_frames, 1, 0))
+            frames = decode_frames(video, clip_indices(clip_len=c.num_frames, total_frames=info.num_frames))
             model.forward_pooled(eval_clip(frames, c.img_size)[None])
 
         pipe = timed(pipeline, max(5, repeat // 2))

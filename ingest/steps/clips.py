@@ -40,7 +40,7 @@ def make_clips(rec: VideoRecord, cfg: IngestConfig) -> list[dict]:
     stride = cfg.stride_for(cfg.source(rec.source))
     t = cfg.clips.num_frames
     starts = clip_starts(rec.num_frames, clip_span(t, stride), clips_for(rec, cfg))
-    wanted = sorted({i for s in starts for i in video.clip_indices(s, t, stride)})
+    wanted = sorted({i for s in starts for i in video.clip_indices(start=s, clip_len=t, stride=stride)})
     with storage.local_file(rec.uri) as local:
         frames = video.decode_frames(local, wanted, backend=cfg.decode_backend)  # (len(wanted), H, W, 3)
     frames = video.resize_short_side(frames, cfg.clips.short_side)
@@ -59,7 +59,7 @@ def make_clips(rec: VideoRecord, cfg: IngestConfig) -> list[dict]:
             "fps": rec.fps,
             "height": h,
             "width": w,
-            "frames": [jpegs[i] for i in video.clip_indices(s, t, stride)],
+            "frames": [jpegs[i] for i in video.clip_indices(start=s, clip_len=t, stride=stride)],
         }
         for s in starts
     ]

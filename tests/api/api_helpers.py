@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from videomae.transforms import clip_indices, eval_clip
-from videomae.video import decode_frames, probe
+from videomae.transforms import eval_clip
+from videomae.video import clip_indices, decode_frames, probe
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789abcdef"
@@ -40,7 +40,8 @@ def upload(path: Path, name: str = "clip.mp4") -> dict:
 def library_clip(path: Path, clip_len: int, stride: int, start: int, img_size: int) -> torch.Tensor:
     """The clip the library makes for these frames: (3, T, S, S)."""
     info = probe(path)
-    return eval_clip(decode_frames(path, clip_indices(info.num_frames, clip_len, stride, start)), img_size)
+    indices = clip_indices(clip_len=clip_len, stride=stride, start=start, total_frames=info.num_frames)
+    return eval_clip(decode_frames(path, indices), img_size)
 
 
 # --------------------------------------------------------------------------------------------------------- servers

@@ -60,7 +60,7 @@ def test_decode_beyond_the_end_is_a_decode_error(clip):
 def test_count_frames_and_index_helpers(clip):
     assert video.count_frames(clip) == 20
     assert video.frame_indices_at_times([0, 0.5, 1.99, 2.5], fps=10, num_frames=20) == [0, 5, 19]
-    assert video.clip_indices(3, 4, 2) == [3, 5, 7, 9]
+    assert video.clip_indices(start=3, clip_len=4, stride=2) == [3, 5, 7, 9]
 
 
 def test_resize_short_side_and_jpeg_round_trip():

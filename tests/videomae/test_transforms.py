@@ -29,8 +29,8 @@ def test_normalize_uses_imagenet_stats():
 
 
 def test_clip_indices_and_windows():
-    assert clip_indices(100, 4, 3, start=10).tolist() == [10, 13, 16, 19]
-    assert clip_indices(5, 4, 2).tolist() == [0, 2, 4, 4]  # short video: the last frame repeats
+    assert clip_indices(total_frames=100, clip_len=4, stride=3, start=10) == [10, 13, 16, 19]
+    assert clip_indices(total_frames=5, clip_len=4, stride=2) == [0, 2, 4, 4]  # short video: the last frame repeats
     starts = sliding_windows(40, 8, 2, window_stride=10)  # a clip spans 15 frames
     assert starts == [0, 10, 20] and starts[-1] + 15 <= 40
     assert sliding_windows(5, 8, 2, 4) == [0]

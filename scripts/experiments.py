@@ -1,0 +1,469 @@
+"""A small-scale reproduction of the VideoMAE V2 paper's claims: one command, results under `out`.
+
+    python scripts/experiments.py                      # configs/experiments/full.yaml (~35-40 min on 2 cores)
+    python scripts/experiments.py --quick              # configs/experiments/quick.yaml (the CI test runs it)
+    python scripts/experiments.py --only pretrain --arms running_cell,none
+    python scripts/experiments.py --only report --publish docs/results
+
+Parts (`--only`, comma-separated; default all, in this order). Finished units are kept and skipped on a rerun
+(each writes its own JSON); `--fresh` removes the previous outputs first.
+  data       python -m ingest.sample_data, then python -m ingest twice: the mix of all sources, and `single_source`
+  pretrain   python trainer/pretrain.py once per arm and seed (decoder masking none/running cell/random/frame, one
+             source), one Ray run at a time; wall time, CPU time and peak RSS of the Ray Train worker process
+  finetune   python trainer/postpretrain.py from the `from_arm` pre-training vs from scratch (claim 1)
+  features   python trainer/evaluate.py, k-NN and linear probe on frozen features of every arm and of a randomly
+             initialised encoder
+  recon      held-out reconstruction loss with fixed masks, and the reconstruction picture (in this process)
+  stepcost   training-step CPU time and peak memory per decoder mask, one fresh process each, one torch thread
+             (scripts/experiments_report.py step-cost), including ViT-B at the paper's 16 x 224 x 224
+  report     results.json, summary.md and the plots; `--publish DIR` copies them (docs/results)
+
+Everything runs through the services' public entry points as subprocesses, each starting its own in-process Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # experiments_report, next to this file, when run as a plain script
+
+import experiments_report  # noqa: E402
+
+log = logging.getLogger("experiments")
+PARTS = ("data", "pretrain", "finetune", "features", "recon", "stepcost", "report")
+
+
+# ---------------------------------------------------------------------------------------------- config
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage(_Strict):
+    config: str  # the service's own YAML under configs/
+    set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
+
+
+class Arm(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    set: list[str] = Field(default_factory=list)  # after the common pretrain `set`
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    single_source: bool = False  # pre-train on the one-source shards instead of the mix
+
+
+class Finetune(Stage):
+    from_arm: str
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+class Evaluate(_Strict):
+    knn: str
+    linear: str
+    set: list[str] = Field(default_factory=list)
+    linear_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+class Recon(_Strict):
+    seed: int = 1234  # masks of clip i come from numpy.random.default_rng([seed, i]): the same for every arm
+    max_clips: int = Field(200, ge=1)
+    picture_clips: int = Field(2, ge=1)
+
+
+class StepCost(_Strict):
+    preset: str
+    batch: int = Field(1, ge=1)
+    steps: int = Field(3, ge=1)
+    decoders: list[str] = Field(default_factory=lambda: ["none", "running_cell"], min_length=1)
+
+
+class ExperimentConfig(_Strict):
+    out: str = "runs/experiments/full"
+    sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
+    seed: int = 0
+    ingest: Stage
+    single_source: str
+    pretrain: Stage
+    arms: list[Arm] = Field(min_length=1)
+    postpretrain: Finetune
+    evaluate: Evaluate
+    recon: Recon = Field(default_factory=Recon)
+    step_cost: list[StepCost] = Field(default_factory=list)
+
+    def arm(self, name: str) -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"no arm {name!r}; arms: {', '.join(a.name for a in self.arms)}")
+
+
+def load_config(path: str | Path, out: str | None = None) -> ExperimentConfig:
+    try:
+        cfg = ExperimentConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+        cfg.arm(cfg.postpretrain.from_arm)
+    except ValidationError as e:
+        lines = [f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()]
+        raise SystemExit(f"invalid experiment config {path}:\n" + "\n".join(lines)) from None
+    except KeyError as e:
+        raise SystemExit(f"invalid experiment config {path}:\npostpretrain.from_arm: {e.args[0]}") from None
+    return cfg.model_copy(update={"out": out}) if out else cfg
+
+
+def validate_stage_configs(cfg: ExperimentConfig) -> None:
+    """Load every stage's YAML with its `--set`s through the service's own loader, as its CLI will."""
+    from ingest.config import load_config as load_ingest
+    from trainer.config import load_config as load_trainer
+
+    load_ingest(ROOT / cfg.ingest.config, cfg.ingest.set)
+    probe = ["data.path=x", "run.name=x"]
+    for arm in cfg.arms:
+        load_trainer("pretrain", ROOT / cfg.pretrain.config, [*cfg.pretrain.set, *arm.set, *probe])
+    load_trainer("postpretrain", ROOT / cfg.postpretrain.config, [*cfg.postpretrain.set, *probe])
+    for path in (cfg.evaluate.knn, cfg.evaluate.linear):
+        load_trainer("evaluate", ROOT / path, [*cfg.evaluate.set, *probe])
+
+
+# ---------------------------------------------------------------------------------------------- process watch
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class ProcessWatch:
+    """Samples /proc every `interval` s for the descendants of one process: per process its peak RSS (VmHWM, the
+    kernel's own high-water mark, so sampling cannot miss the peak) and CPU time (utime + stime). The Ray Train
+    worker (`ray::RayTrainWorker...` in its command line) is the training process; data tasks run elsewhere.
+    A process's CPU time is its last sample, so up to `interval` s of a process's final moments can be missed."""
+
+    def __init__(self, root_pid: int, interval: float = 0.5):
+        self.root, self.interval = root_pid, interval
+        self.seen: dict[int, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ProcessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = _read(f"/proc/{entry}/stat")
+                if stat:
+                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        family, frontier = set(), {self.root}
+        while frontier:
+            family |= frontier
+            frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - family
+        for pid in family:
+            stat, status = _read(f"/proc/{pid}/stat"), _read(f"/proc/{pid}/status")
+            if not stat or not status:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+            hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+            rec = self.seen.setdefault(pid, {"cmd": _read(f"/proc/{pid}/cmdline").replace("\0", " ")[:200]})
+            rec["cpu_s"] = max(rec.get("cpu_s", 0.0), cpu)
+            rec["peak_rss_mb"] = max(rec.get("peak_rss_mb", 0.0), hwm / 1024)
+            if "RayTrainWorker" in rec["cmd"] or "RayTrainWorker" in _read(f"/proc/{pid}/cmdline"):
+                rec["train_worker"] = True
+
+    def summary(self) -> dict:
+        workers = [r for r in self.seen.values() if r.get("train_worker")]
+        return {
+            "train_worker_cpu_s": sum(r["cpu_s"] for r in workers) if workers else None,
+            "train_worker_peak_rss_mb": max((r["peak_rss_mb"] for r in workers), default=None),
+            "all_processes_cpu_s": sum(r.get("cpu_s", 0.0) for r in self.seen.values()),
+            "train_workers_found": len(workers),
+        }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------- stages
+class Runner:
+    """Runs one command, its output to <out>/logs/<name>.log, under a ProcessWatch; returns wall/CPU/memory."""
+
+    def __init__(self, out: Path):
+        self.out, self.t0 = out, time.perf_counter()
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, cmd: list[str], watch: bool = False) -> dict:
+        logfile = self.out / "logs" / f"{name}.log"
+        log.info("[%s, %.0f s elapsed] $ %s", name, time.perf_counter() - self.t0, shlex.join(cmd))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        start, cpu0 = time.perf_counter(), os.times()
+        with logfile.open("w") as fh:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+            if watch:
+                with ProcessWatch(proc.pid) as w:
+                    code = proc.wait()
+                usage = w.summary()
+            else:
+                code, usage = proc.wait(), {}
+        wall, cpu1 = time.perf_counter() - start, os.times()
+        if code != 0:
+            tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
+            raise SystemExit(f"{name} failed (exit {code}); last lines of {logfile}:\n{tail}")
+        # Children's CPU as the kernel accounts it once they are reaped (Ray's raylet/workers included when reaped).
+        usage["children_cpu_s"] = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
+                                                                                - cpu0.children_system)
+        log.info("      %s done in %.0f s %s", name, wall, {k: round(v, 1) for k, v in usage.items()
+                                                          if isinstance(v, float)})
+        return {"wall_s": wall, "command": shlex.join(cmd), **usage}
+
+
+def _sets(assignments: list[str]) -> list[str]:
+    return [arg for a in assignments for arg in ("--set", a)]
+
+
+class Experiment:
+    """The paths of one experiment directory and the stages that fill it."""
+
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg
+        self.out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
+        self.data, self.runs, self.results = self.out / "data", self.out / "runs", self.out / "results"
+        self.mix, self.single = self.out / "shards" / "mix", self.out / "shards" / "single"
+        self.runner = Runner(self.out)
+        self.results.mkdir(parents=True, exist_ok=True)
+
+    def done(self, name: str) -> dict | None:
+        path = self.results / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def record(self, name: str, result: dict) -> dict:
+        (self.results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+    # ------------------------------------------------------------------ data
+    def data_stage(self) -> None:
+        if self.done("data"):
+            return
+        from ingest.sample_data import sources_config
+
+        cfg = self.cfg
+        cmd = [sys.executable, "-m", "ingest.sample_data", str(self.data), "--seed", str(cfg.seed)]
+        timings = {"sample": self.runner.run("sample", cmd + (["--small"] if cfg.sample_preset == "small" else []))}
+        sources = sources_config(self.data)
+        names = [s["name"] for s in yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]]
+        paths = {s["name"]: s["path"] for s in sources}
+        base = [sys.executable, "-m", "ingest", "--config", cfg.ingest.config]
+        mix = [f"output={self.mix}"] + [f"sources.{i}.path={paths[n]}" for i, n in enumerate(names) if n in paths]
+        timings["ingest_mix"] = self.runner.run("ingest_mix", base + _sets(mix + cfg.ingest.set))
+        one = [s for s in sources if s["name"] == cfg.single_source]
+        if not one:
+            raise SystemExit(f"single_source: no source {cfg.single_source!r} (have {', '.join(paths)})")
+        single = [f"output={self.single}", f"sources={json.dumps(one)}"]
+        timings["ingest_single"] = self.runner.run("ingest_single", base + _sets(single + cfg.ingest.set))
+        self.record("data", {"timings": timings, "mix": str(self.mix), "single": str(self.single)})
+
+    # ------------------------------------------------------------------ pre-training arms
+    def pretrain_stage(self, only_arms: list[str] | None) -> None:
+        from videomae.flops import masked_pretrain_flops
+
+        for arm in self.cfg.arms:
+            if only_arms and arm.name not in only_arms:
+                continue
+            for seed in arm.seeds:
+                name = f"pretrain-{arm.name}-s{seed}"
+                if self.done(name):
+                    continue
+                shards = self.single if arm.single_source else self.mix
+                sets = [*self.cfg.pretrain.set, *arm.set, f"data.path={shards}", f"run.storage_path={self.runs}",
+                        f"run.name={name}", f"run.seed={seed}"]
+                result = self.runner.run(name, [sys.executable, "trainer/pretrain.py", "--config",
+                                                self.cfg.pretrain.config, *_sets(sets)], watch=True)
+                resolved = yaml.safe_load((self.runs / name / "config.yaml").read_text())
+                from trainer.config import PretrainConfig
+
+                tcfg = PretrainConfig.model_validate(resolved)
+                flops = masked_pretrain_flops(tcfg.model.architecture(), tcfg.mask)
+                self.record(name, {"arm": arm.name, "seed": seed, "run_dir": str(self.runs / name),
+                                   "mask": tcfg.mask.model_dump(), "preset": tcfg.model.preset,
+                                   "flops_per_clip": flops.as_dict(), "steps": tcfg.optim.max_steps,
+                                   "rows_per_step": tcfg.data.batch_size * tcfg.data.num_sample, **result})
+
+    def model_dir(self, arm: str, seed: int) -> Path:
+        return self.runs / f"pretrain-{arm}-s{seed}" / "model"
+
+    # ------------------------------------------------------------------ claim 1: fine-tune vs scratch
+    def finetune_stage(self) -> None:
+        ft = self.cfg.postpretrain
+        src_seed = self.cfg.arm(ft.from_arm).seeds[0]
+        for seed in ft.seeds:
+            for init in ("pretrained", "scratch"):
+                name = f"finetune-{init}-s{seed}"
+                if self.done(name):
+                    continue
+                init_from = str(self.model_dir(ft.from_arm, src_seed)) if init == "pretrained" else "null"
+                sets = [*ft.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
+                        f"run.seed={seed}", f"model.init_from={init_from}"]
+                result = self.runner.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
+                                                *_sets(sets)], watch=True)
+                self.record(name, {"init": init, "seed": seed, "init_from": init_from,
+                                   "run_dir": str(self.runs / name), **result})
+
+    # ------------------------------------------------------------------ frozen features: k-NN, linear probe
+    def models(self) -> dict[str, Path]:
+        """Every pre-trained model (arm-seed) that exists, plus a randomly initialised encoder."""
+        out = {f"{a.name}-s{s}": self.model_dir(a.name, s) for a in self.cfg.arms for s in a.seeds
+               if self.model_dir(a.name, s).exists()}
+        random_dir = self.runs / "random-init" / "model"
+        if not random_dir.exists():
+            import torch
+
+            from trainer.config import load_config as load_trainer
+            from videomae.model import VideoMAEPretrain
+
+            tcfg = load_trainer("pretrain", ROOT / self.cfg.pretrain.config,
+                                [*self.cfg.pretrain.set, "data.path=x", "run.name=x"])
+            torch.manual_seed(0)  # the trainer seeds the same way before building the model (run.seed 0)
+            VideoMAEPretrain(tcfg.model.architecture()).save(random_dir)
+        out["random_init"] = random_dir
+        return out
+
+    def features_stage(self) -> None:
+        ev = self.cfg.evaluate
+        for key, model in self.models().items():
+            jobs = [("knn", ev.knn, 0)] + [("linear", ev.linear, s) for s in ev.linear_seeds]
+            for mode, config, seed in jobs:
+                name = f"eval-{key}-{mode}" + (f"-s{seed}" if mode == "linear" else "")
+                if self.done(name):
+                    continue
+                sets = [*ev.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
+                        f"run.seed={seed}", f"model.init_from={model}"]
+                result = self.runner.run(name, [sys.executable, "trainer/evaluate.py", "--config", config,
+                                                *_sets(sets)])
+                scores = json.loads((self.runs / name / f"eval_{mode}.json").read_text())
+                self.record(name, {"model": key, "mode": mode, "seed": seed, **scores, **result})
+
+    # ------------------------------------------------------------------ held-out reconstruction
+    def recon_stage(self) -> None:
+        if self.done("recon"):
+            return
+        models = {k: v for k, v in self.models().items()}
+        r = self.cfg.recon
+        result = experiments_report.heldout_reconstruction(models, str(self.mix), r.seed, r.max_clips)
+        picture = experiments_report.reconstruction_picture(
+            {k: v for k, v in models.items() if k.endswith("-s0") or k == "random_init"}, str(self.mix), r.seed,
+            r.picture_clips, self.results / "reconstruction.png")
+        self.record("recon", {**result, "picture": str(picture)})
+
+    # ------------------------------------------------------------------ step cost, one fresh process per setting
+    def stepcost_stage(self) -> None:
+        for sc in self.cfg.step_cost:
+            for decoder in sc.decoders:
+                name = f"stepcost-{sc.preset}-{decoder}"
+                if self.done(name):
+                    continue
+                self.runner.run(name, [sys.executable, "scripts/experiments_report.py", "step-cost", sc.preset,
+                                       decoder, str(sc.batch), str(sc.steps)])
+                line = (self.out / "logs" / f"{name}.log").read_text().strip().splitlines()[-1]
+                self.record(name, json.loads(line))
+
+    # ------------------------------------------------------------------ report
+    def report_stage(self, publish: Path | None) -> dict:
+        summary = experiments_report.write_report(self.results, self.runs, self.cfg.model_dump(), ROOT)
+        if publish is not None:
+            publish.mkdir(parents=True, exist_ok=True)
+            for name in ("results.json", "summary.md", *summary["pictures"]):
+                shutil.copy2(self.results / name, publish / name)
+            log.info("copied results.json, summary.md and %d pictures to %s", len(summary["pictures"]), publish)
+        return summary
+
+
+# ---------------------------------------------------------------------------------------------- main
+def run(cfg: ExperimentConfig, parts: list[str], arms: list[str] | None, fresh: bool,
+        publish: Path | None) -> dict | None:
+    exp_out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
+    if fresh and exp_out.exists():
+        log.info("removing the previous outputs in %s", exp_out)
+        shutil.rmtree(exp_out)
+    exp = Experiment(cfg)
+    log.info("experiments -> %s (parts: %s)", exp.out, ", ".join(parts))
+    summary = None
+    for part in PARTS:
+        if part not in parts:
+            continue
+        start = time.perf_counter()
+        if part == "data":
+            exp.data_stage()
+        elif part == "pretrain":
+            exp.pretrain_stage(arms)
+        elif part == "finetune":
+            exp.finetune_stage()
+        elif part == "features":
+            exp.features_stage()
+        elif part == "recon":
+            exp.recon_stage()
+        elif part == "stepcost":
+            exp.stepcost_stage()
+        else:
+            summary = exp.report_stage(publish)
+        log.info("part %s finished in %.0f s", part, time.perf_counter() - start)
+    log.info("done in %.0f s: %s", time.perf_counter() - exp.runner.t0, exp.results)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None, help="experiment YAML (default configs/experiments/full.yaml)")
+    ap.add_argument("--quick", action="store_true", help="the shortened run: configs/experiments/quick.yaml")
+    ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
+    ap.add_argument("--arms", default=None, help="pre-training arms to run (default: all in the config)")
+    ap.add_argument("--fresh", action="store_true", help="remove the previous outputs of this experiment first")
+    ap.add_argument("--publish", default=None, help="copy results.json, summary.md and the PNGs to this folder")
+    ap.add_argument("--validate", action="store_true", help="only validate the experiment and stage configs")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    path = args.config or ROOT / "configs" / "experiments" / ("quick.yaml" if args.quick else "full.yaml")
+    cfg = load_config(path, args.out)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"--only: unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")
+    arms = [a.strip() for a in args.arms.split(",")] if args.arms else None
+    for a in arms or []:
+        try:
+            cfg.arm(a)
+        except KeyError as e:
+            ap.error(f"--arms: {e.args[0]}")
+    validate_stage_configs(cfg)
+    if args.validate:
+        log.info("%s: ok", path)
+        return 0
+    run(cfg, parts, arms, args.fresh, Path(args.publish) if args.publish else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,7 +45,11 @@ class RunSection(_Section):
 
     @property
     def storage(self) -> str:
-        return os.path.expanduser(self.storage_path) if "://" not in self.storage_path else self.storage_path
+        """Absolute for local paths (Ray Train needs one). Under `ray job submit` a relative path would land in the
+        job's temporary working-dir copy: give clusters an absolute path or a URI."""
+        if "://" in self.storage_path:
+            return self.storage_path
+        return os.path.abspath(os.path.expanduser(self.storage_path))
 
     @property
     def run_dir(self) -> str:

@@ -163,6 +163,9 @@ def train_loop(loop_config: dict) -> None:
         return {"val_top1": t1 / max(n, 1), "val_top5": t5 / max(n, 1), "val_videos": n}
 
     step, start_step = position["step"], position["step"]
+    if step >= total:  # restarted after its last checkpoint: nothing left to train (no report, on every rank)
+        launch.log.info("run already complete at step %d of %d", step, total)
+        return
     sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if rank == 0 else None
     timer, losses, norms, first_seq = StepTimer(), [], [], None
     batches = ray.train.get_dataset_shard("train").iter_torch_batches(

@@ -111,6 +111,9 @@ def train_loop(loop_config: dict) -> None:
     schedule = Schedule.from_config(cfg.optim, cfg.lr_scale, total, steps_per_epoch)
 
     step, start_step = position["step"], position["step"]
+    if step >= total:  # restarted after its last checkpoint: nothing left to train (no report, on every rank)
+        launch.log.info("run already complete at step %d of %d", step, total)
+        return
     sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if rank == 0 else None
     timer, losses, norms = StepTimer(), [], []
     first_seq = None

@@ -48,16 +48,18 @@ def local_cluster():
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     try:
-        deadline = time.time() + 180
+        # Ready = a trivial job runs: the job server answers `ray job list` before its agent can take jobs.
+        deadline = time.time() + 240
         while True:
-            probe = subprocess.run([ray, "job", "list", "--address", address], env=env, capture_output=True, text=True)
+            probe = subprocess.run([ray, "job", "submit", "--address", address, "--", "true"], env=env,
+                                   capture_output=True, text=True, timeout=120)
             if probe.returncode == 0:
                 break
             if head.poll() is not None:
                 pytest.fail(f"ray start exited: {Path(f'{temp}.log').read_text()[-2000:]}")
             if time.time() > deadline:
-                pytest.fail(f"the cluster's job server did not answer in 180 s: {probe.stderr[-1500:]}")
-            time.sleep(2)
+                pytest.fail(f"the cluster took no job in 240 s: {(probe.stdout + probe.stderr)[-1500:]}")
+            time.sleep(3)
         yield address, env
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # our `ray start --block` session: head, raylet, GCS, workers

@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ALL = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
 TRAINER_KINDS = ("pretrain", "postpretrain", "evaluate")
+SCRIPT_LOADERS = {"demo": "demo", "experiments": "experiments"}  # configs/<folder>/ -> scripts/<name>.py
 
 
 def _load(rel: str):
@@ -24,14 +25,15 @@ def _load(rel: str):
         from ingest.config import load_config
 
         return load_config(REPO / rel)
-    if folder == "demo":
-        # scripts/demo.py is a plain script, not a package: load it by path, as `python scripts/demo.py` does.
-        spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo.py")
-        demo = importlib.util.module_from_spec(spec)
-        sys.modules["demo_script"] = demo  # pydantic resolves the module's postponed annotations through it
-        spec.loader.exec_module(demo)
-        cfg = demo.load_config(REPO / rel)
-        demo.validate_stage_configs(cfg)
+    if folder in SCRIPT_LOADERS:
+        # scripts/<name>.py are plain scripts, not a package: load them by path, as `python scripts/...` does.
+        name = SCRIPT_LOADERS[folder]
+        spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
+        script = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = script  # pydantic resolves the module's postponed annotations through it
+        spec.loader.exec_module(script)
+        cfg = script.load_config(REPO / rel)
+        script.validate_stage_configs(cfg)  # each stage's YAML + --set through its service's loader
         return cfg
     if folder == "api":
         import yaml

@@ -23,3 +23,17 @@ bench:
 	$(PY) bench/ingest.py
 	$(PY) bench/loader.py
 	$(PY) bench/api.py
+
+.PHONY: demo-quick local-up local-down cluster-jobs
+
+demo-quick: setup
+	$(PY) scripts/demo.py --quick --out runs/demo-quick
+
+local-up:
+	infra/local/start.sh --no-api
+
+local-down:
+	infra/local/stop.sh
+
+cluster-jobs:
+	docker compose run --rm jobs

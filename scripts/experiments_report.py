@@ -238,8 +238,8 @@ def render(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["arms"]:
         lines.append(f"| {r['arm']} ({r['decoder']}) | {','.join(map(str, r['seeds']))} | "
-                     f"{r['flops_per_clip_M']:.2f} | {_fmt(r['flops_vs_none'])} | {_cell(r, 'wall_s', 3)} | "
-                     f"{_cell(r, 'train_cpu_s', 3)} | {_cell(r, 'step_time_s', 2)} | {_cell(r, 'peak_rss_mb', 3)} | "
+                     f"{r['flops_per_clip_M']:.2f} | {_fmt(r['flops_vs_none'])} | {_cell(r, 'wall_s', 4)} | "
+                     f"{_cell(r, 'train_cpu_s', 3)} | {_cell(r, 'step_time_s', 2)} | {_cell(r, 'peak_rss_mb', 4)} | "
                      f"{_cell(r, 'final_train_loss', 3)} | {_cell(r, 'recon_full', 3)} | "
                      f"{_cell(r, 'recon_running_cell', 3)} | {_cell(r, 'knn_top1', pct=True)} | "
                      f"{_cell(r, 'linear_top1', pct=True)} |")
@@ -332,8 +332,11 @@ def write_report(results: Path, runs: Path, config: dict, root: Path) -> dict:
     for mode in ("knn", "linear"):
         rand_row[f"{mode}_top1"], rand_row[f"{mode}_top1_sd"] = _mean_sd([e["top1"] for e in rand
                                                                           if e["mode"] == mode])
+    order = [(sc["preset"], d) for sc in config.get("step_cost", []) for d in sc["decoders"]]
+    costs = sorted(c["step_cost"], key=lambda s: order.index((s["preset"], s["decoder"]))
+                   if (s["preset"], s["decoder"]) in order else len(order))
     summary = {"arms": arm_table(c, [a["name"] for a in config["arms"]]), "random_init": rand_row,
-               "step_cost": c["step_cost"],
+               "step_cost": costs,
                "finetune": c["finetune"], "pretrain": c["pretrain"],
                "evaluate": c["evaluate"], "recon": c["recon"], "data": c["data"], "config": config,
                "environment": environment(root)}

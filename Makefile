@@ -10,7 +10,7 @@ demo: setup
 	$(PY) scripts/demo.py --out runs/demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast:
 	$(PY) -m pytest -q -m "not slow"

@@ -10,14 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class ConfigError(ValueError):
-    """A config that does not validate; the message lists `dotted.key: problem` lines."""
+from videomae.configfile import ConfigError, apply_override, load_typed  # noqa: F401 (re-exported)
 
 
 class _Strict(BaseModel):
@@ -116,61 +113,6 @@ class IngestConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------------------------- loading
-
-
-def apply_override(data: dict, assignment: str) -> None:
-    """Apply one `a.b.0.c=value` to nested dicts/lists in place; the value is parsed as YAML."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    parts = key.strip().split(".")
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])}: no list item {part} (have {len(node)})")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-        else:
-            raise ConfigError(f"{'.'.join(parts[:i])}: is a {type(node).__name__}, cannot set {part}")
-
-
-def format_errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"{key}: {e['msg']}")
-    return "\n".join(lines)
-
-
-def validate_dict(model: type[BaseModel], data: dict) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_errors(e)) from None
-
-
-def load_yaml(model: type[BaseModel], path: str | Path | None, overrides: list[str] | None = None, **base):
-    """Generic loader: YAML file (optional) + keyword defaults + dotted overrides -> validated `model`."""
-    data: dict = dict(base)
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-        data.update(loaded)
-    for assignment in overrides or []:
-        apply_override(data, assignment)
-    return validate_dict(model, data)
-
-
 def load_config(path: str | Path | None, overrides: list[str] | None = None, **base) -> IngestConfig:
-    return load_yaml(IngestConfig, path, overrides, **base)
+    """YAML (optional) + keyword defaults + `--set` overrides -> a validated IngestConfig; ConfigError names keys."""
+    return load_typed(IngestConfig, path, overrides, base)

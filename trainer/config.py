@@ -15,16 +15,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from videomae.config import VideoMAEConfig
+from videomae.configfile import ConfigError, apply_override, load_typed  # noqa: F401 (re-exported)
 from videomae.masks import MaskingConfig
 from videomae.presets import list_presets
-
-
-class ConfigError(ValueError):
-    """A config that does not validate; one `dotted.key: problem` line per error."""
 
 
 class _Section(BaseModel):
@@ -239,47 +235,6 @@ class EvaluateConfig(_Section):
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def apply_override(data: dict, assignment: str) -> None:
-    """`a.b.0.c=value` into nested dicts/lists, the value parsed as a YAML scalar or list."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    parts = key.strip().split(".")
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"{'.'.join(parts[:i + 1])}: no list item {part} (have {len(node)})")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-                if node is None:
-                    raise ConfigError(f"{'.'.join(parts[:i + 1])}: is empty, cannot set {parts[i + 1]}")
-        else:
-            raise ConfigError(f"{'.'.join(parts[:i])}: is a {type(node).__name__}, cannot set {part}")
-
-
-def format_errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"].removeprefix("Value error, ")
-        if ":" in msg.split(" ")[0]:
-            # Section validators name their own key ("weights: ..."); join it onto the section's path.
-            lines.append(f"{key}.{msg}" if key != "<root>" else msg)
-        else:
-            lines.append(f"{key}: {msg}")
-    return "\n".join(lines)
-
-
 RECIPES: dict[str, type[BaseModel]] = {
     "pretrain": PretrainConfig,
     "postpretrain": PostpretrainConfig,
@@ -290,16 +245,4 @@ RECIPES: dict[str, type[BaseModel]] = {
 def load_config(kind: str | type[BaseModel], path: str | Path | None, overrides: list[str] | None = None) -> Any:
     """Read YAML (optional), apply `--set` overrides, validate into the recipe's model; ConfigError on problems."""
     model = RECIPES[kind] if isinstance(kind, str) else kind
-    data: dict = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(loaded).__name__}")
-        data = loaded
-    for assignment in overrides or []:
-        apply_override(data, assignment)
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}invalid {model.__name__}\n{format_errors(e)}") from None
+    return load_typed(model, path, overrides, name_source=True)

@@ -39,12 +39,18 @@ def local_cluster():
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
     gcs, dash = _free_port(), _free_port()
+    # Every other port explicit too: the defaults (dashboard agent 52365, ...) may be held by another Ray on the
+    # machine, and then the job agent never comes up ("No available agent to submit job"), as seen once in CI here.
+    agent, agent_grpc, metrics, runtime_env, node_mgr, obj_mgr = (_free_port() for _ in range(6))
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
     ray = str(Path(sys.executable).parent / "ray")
     log = open(f"{temp}.log", "wb")  # a file, not a pipe: a full pipe would block `ray start`
     head = subprocess.Popen([ray, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
                              f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-                             f"--temp-dir={temp}", "--object-store-memory=300000000"],
+                             f"--temp-dir={temp}", "--object-store-memory=300000000",
+                             f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+                             f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={runtime_env}",
+                             f"--node-manager-port={node_mgr}", f"--object-manager-port={obj_mgr}"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     try:

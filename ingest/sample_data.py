@@ -1,4 +1,4 @@
-"""Sample data for tests, the demo and benchmarks: `python -m ingest.sample_data OUT_DIR [--small]`.
+"""Sample data for tests, the demo and benchmarks: `python -m ingest.sample_data OUT_DIR [--preset NAME]`.
 
 Writes, under OUT_DIR:
   unlabeled_lavfi/    ffmpeg generator videos (testsrc2, mandelbrot, life, cellauto, bars with a hue sweep,
@@ -13,8 +13,11 @@ Writes, under OUT_DIR:
                               merge with A's only through normalisation and aliases); plus a train video
                               that is a re-encode of one of A's val videos (a planted leak)
   planted.json        the ground truth: copies and their originals, expected drop reasons, leaks
-Every motion video has its own random background (two colours, a gradient at a random angle) and shape
-colour, so distinct videos are genuinely distinct to a perceptual signature, as they are in real data.
+Every motion video has its own random background (four corner colours, blended) and
+shape colour, so distinct videos are genuinely distinct to a perceptual signature, as they are in real data; and
+every clip of it shows its motion (constant speed on a torus, constant turn rate, exponential scale): see
+`render_motion`. Presets (`PRESETS`): `small` for the ingest tests (3 train + 1 val video per class and source),
+`medium` for the trainer tests (16 + 3), `default` for the demo and the experiments (40 + 6, 96 px).
 """
 
 from __future__ import annotations
@@ -59,8 +62,12 @@ class Preset:
 
 
 PRESETS = {
+    # the ingest tests: every planted case, few videos
     "small": Preset(size=64, seconds=3.0, fps=12, per_class_train=3, per_class_val=1, lavfi_seconds=4.0),
-    "default": Preset(size=96, seconds=4.0, fps=12, per_class_train=16, per_class_val=4, lavfi_seconds=5.0),
+    # the trainer tests: enough motion videos that a classifier generalises to the held-out ones
+    "medium": Preset(size=64, seconds=2.5, fps=12, per_class_train=96, per_class_val=4, lavfi_seconds=4.0),
+    # the demo and the experiments
+    "default": Preset(size=96, seconds=4.0, fps=12, per_class_train=40, per_class_val=6, lavfi_seconds=5.0),
 }
 
 
@@ -81,50 +88,64 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return np.array(rgb) * 255
 
 
+# An elongated, notched bar: its orientation is visible and it has no rotational symmetry.
+_BAR = [(-1.0, -0.35), (1.0, -0.35), (1.0, 0.35), (0.2, 0.35), (0.0, 0.8), (-0.2, 0.35), (-1.0, 0.35)]
+
+
 def render_motion(label: str, size: int, seconds: float, fps: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames of one shape doing `label` (A's or B's name) on a random background."""
+    """(T, size, size, 3) uint8 frames of one shape doing `label` (A's or B's name) on a random background.
+
+    Every part of a video shows its class, as in real action clips: translation is at a constant speed on a torus
+    (the shape leaves one edge and comes back at the other, so its position says nothing about the direction) and
+    rotation at a constant rate from a random angle; grow/shrink scale exponentially about a random centre. Speeds
+    are such that a clip of 8 frames at stride 2 (the sample ingest config) moves the shape ~40% of the frame or
+    turns it ~200 degrees or scales it ~2x: the direction is visible between two tubelets at 64 px."""
     motion = _CANON.get(label, label)
     n = int(round(seconds * fps))
-    c0, c1 = _random_colour(rng), _random_colour(rng)
-    angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:size, 0:size] / size - 0.5
-    ramp = (np.cos(angle) * xx + np.sin(angle) * yy + 0.71) / 1.42  # 0..1 along a random direction
-    bg = (c0[None, None] * (1 - ramp[..., None]) + c1[None, None] * ramp[..., None]).astype(np.uint8)
-    fg = tuple(int(x) for x in (255 - (c0 + c1) / 2 + rng.uniform(-40, 40, 3)).clip(0, 255))
-    base = rng.uniform(0.18, 0.26) * size  # shape half-size
-    fixed = rng.uniform(0.35, 0.65) * size  # the coordinate that does not move
+    # A smooth background: bilinear between four random corner colours. Four colours (not a two-colour ramp) keep
+    # distinct videos apart for the perceptual signature (a 4x4 grid of means per frame); no texture, which would
+    # hide the motion from a small model.
+    corners = np.stack([_random_colour(rng) for _ in range(4)])  # (4, 3): top-left, top-right, bottom-left, ...
+    v, u = np.mgrid[0:size, 0:size][..., None] / max(size - 1, 1)
+    bg = ((1 - v) * ((1 - u) * corners[0] + u * corners[1]) + v * ((1 - u) * corners[2] + u * corners[3]))
+    bg = bg.astype(np.uint8)
+    fg = tuple(int(x) for x in (255 - corners.mean(0) + rng.uniform(-40, 40, 3)).clip(0, 255))
+    base = rng.uniform(0.16, 0.22) * size  # shape half-size
+    x0, y0 = rng.uniform(0, size, 2)
+    speed = rng.uniform(0.3, 0.45) * size / fps  # px per frame
+    turn = rng.uniform(120, 180) / fps  # degrees per frame
+    rate = math.log(rng.uniform(1.4, 1.65)) / fps  # log scale per frame
     spin0 = rng.uniform(0, 360)
     frames = np.empty((n, size, size, 3), np.uint8)
     for k in range(n):
-        u = k / max(n - 1, 1)  # 0 -> 1 over the video
-        cx = cy = size / 2
-        half, spin = base, spin0
-        travel = (0.78 - 0.56 * u) * size  # 0.78 -> 0.22 of the frame
+        cx, cy, half, spin, wrap = x0, y0, base, spin0, True
         if motion == "move left":
-            cx, cy = travel, fixed
+            cx = x0 - speed * k
         elif motion == "move right":
-            cx, cy = size - travel, fixed
+            cx = x0 + speed * k
         elif motion == "move up":
-            cx, cy = fixed, travel
+            cy = y0 - speed * k
         elif motion == "move down":
-            cx, cy = fixed, size - travel
+            cy = y0 + speed * k
         elif motion == "rotate cw":
-            spin = spin0 + 180 * u
+            spin = spin0 + turn * k  # image y points down: a growing angle turns clockwise on screen
         elif motion == "rotate ccw":
-            spin = spin0 - 180 * u
-        elif motion == "grow":
-            half = base * (0.45 + 0.9 * u)
-        elif motion == "shrink":
-            half = base * (1.35 - 0.9 * u)
+            spin = spin0 - turn * k
+        elif motion in ("grow", "shrink"):
+            sign = 1 if motion == "grow" else -1
+            half = base * math.exp(sign * rate * (k - n / 2))
+            cx, cy, wrap = size / 2 + 0.3 * (x0 - size / 2), size / 2 + 0.3 * (y0 - size / 2), False
         else:
             raise ValueError(f"unknown motion {label!r}")
         im = Image.fromarray(bg.copy())
-        # An elongated, notched bar: orientation is visible, and it has no rotational symmetry.
-        pts = [(-1.0, -0.35), (1.0, -0.35), (1.0, 0.35), (0.2, 0.35), (0.0, 0.8), (-0.2, 0.35), (-1.0, 0.35)]
-        a = math.radians(spin)  # image y points down, so a growing angle turns clockwise on screen
-        poly = [(cx + half * (x * math.cos(a) - y * math.sin(a)), cy + half * (x * math.sin(a) + y * math.cos(a)))
-                for x, y in pts]  # fmt: skip
-        ImageDraw.Draw(im).polygon(poly, fill=fg)
+        draw = ImageDraw.Draw(im)
+        a = math.radians(spin)
+        shifts = (-size, 0, size) if wrap else (0,)
+        for ox in shifts:
+            for oy in shifts:
+                px, py = (cx % size if wrap else cx) + ox, (cy % size if wrap else cy) + oy
+                draw.polygon([(px + half * (x * math.cos(a) - y * math.sin(a)),
+                               py + half * (x * math.sin(a) + y * math.cos(a))) for x, y in _BAR], fill=fg)
         frames[k] = np.asarray(im)
     return frames
 
@@ -350,12 +371,14 @@ def sources_config(root: str | Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ingest.sample_data", description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--small", action="store_true", help="the tiny preset the tests use")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                    help="videos per motion class and size (small: ingest tests, medium: trainer tests)")
+    ap.add_argument("--small", action="store_true", help="the same as --preset small")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="parallel ffmpeg processes")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    planted = generate(args.out_dir, "small" if args.small else "default", args.seed, args.workers)
+    planted = generate(args.out_dir, "small" if args.small else args.preset, args.seed, args.workers)
     n = sum(1 for f in Path(args.out_dir).rglob("*") if f.is_file())
     log.info("wrote %d files to %s (%d planted copies, %d bad inputs)", n, args.out_dir,
              len(planted["near"]) + len(planted["exact"]), len(planted["rejects"]))  # fmt: skip

@@ -2,8 +2,8 @@
 
     range(units) --read_units--> clip rows (frames as JPEG, label, seq) --decode_batch--> samples --> workers
 
-- `read_units` reads one chunk (a Parquet row group) per unit in the plan's seeded row order (trainer/plan.py) and
-  tags every row with its global sequence number `seq`, the data position.
+- `read_units` reads one unit (a few Parquet row groups) in the plan's seeded row order across them (trainer/plan.py)
+  and tags every row with its global sequence number `seq`, the data position.
 - `decode_batch` decodes the JPEG frames and makes `num_sample` training samples per clip (the reference's repeated
   augmentation, `--num_sample`): each with its own multi-scale crop and, for pre-training, its own encoder/decoder
   masks. All randomness comes from `numpy.random.default_rng([seed, seq, repeat])`, so a sample is the same whichever
@@ -67,14 +67,17 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, s
     tables = []
     for offset in batch["id"]:
         u = first_unit + int(offset)
-        chunk, rows = plan.unit(u)
-        fs, _ = _fs_and_path(plan.index.paths[chunk.dataset])
-        with fs.open(chunk.file, "rb") as fh:
-            t = pq.ParquetFile(fh).read_row_group(chunk.row_group, columns=_READ_COLUMNS)
-        t = t.take(pa.array(rows))
+        unit = plan.unit(u)
+        parts = []
+        for chunk in unit.chunks:
+            fs, _ = _fs_and_path(plan.index.paths[chunk.dataset])
+            with fs.open(chunk.file, "rb") as fh:
+                t = pq.ParquetFile(fh).read_row_group(chunk.row_group, columns=_READ_COLUMNS)
+            t = t.take(pa.array(chunk.rows))
+            parts.append(t.append_column("dataset", pa.array(np.full(t.num_rows, chunk.dataset), type=pa.int32())))
+        t = pa.concat_tables(parts).take(pa.array(unit.order))
         base = plan.unit_base(u)
         t = t.append_column("seq", pa.array(np.arange(base, base + t.num_rows), type=pa.int64()))
-        t = t.append_column("dataset", pa.array(np.full(t.num_rows, chunk.dataset), type=pa.int32()))
         if u == first_unit and skip:
             t = t.slice(skip)
         tables.append(t)

@@ -1,8 +1,12 @@
 """The sample order of a run: a deterministic, endless sequence of clip rows over one shard dataset or a weighted mix.
 
-The unit of reading is a *chunk*: one Parquet row group of `clips/part-*.parquet`, restricted to the rows of the
-wanted split (and sources). An epoch is a seeded permutation of chunks, each read in a seeded row order, so shuffling
-costs no random access into Parquet (the reference shuffles video indices instead: it has one file per video).
+The unit of storage is a *chunk*: one Parquet row group of `clips/part-*.parquet`, restricted to the rows of the
+wanted split (and sources). An epoch is a seeded permutation of chunks; the unit of reading is a group of
+`chunks_per_unit` consecutive chunks of it, whose rows are read in one seeded permutation across the whole group, so
+shuffling costs no random access into Parquet (the reference shuffles video indices instead: it has one file per
+video). Within a unit, every video's first clip (in the shuffled order) comes before any video's second clip. Both
+matter: a chunk holds every clip of its few videos, and batches cut from one chunk carry clips of the same video side
+by side; on the synthetic motion task that alone kept a classifier near chance (docs/training.md, "Sample order").
 
 Mixing: each dataset i contributes `k_i` chunks per epoch, `k_i` proportional to its weight (default: its size), drawn
 from its own endless stream of per-cycle chunk permutations; the epoch interleaves all chosen chunks in a seeded
@@ -37,6 +41,7 @@ class Chunk:
     file: str
     row_group: int
     rows: tuple[int, ...]  # row indices inside the row group that belong to the wanted split/sources
+    videos: tuple[int, ...] = ()  # per row: which video of the row group it comes from (0, 1, ...)
 
 
 @dataclass
@@ -58,7 +63,7 @@ class ShardIndex:
                 with fs.open(f, "rb") as fh:
                     pf = pq.ParquetFile(fh)
                     for rg in range(pf.num_row_groups):
-                        t = pf.read_row_group(rg, columns=["split", "source", "label"])
+                        t = pf.read_row_group(rg, columns=["split", "source", "label", "video_id"])
                         keep = np.ones(t.num_rows, dtype=bool)
                         if split is not None:
                             keep &= np.asarray(pc.equal(t["split"], split).fill_null(False))
@@ -67,9 +72,11 @@ class ShardIndex:
                             keep &= np.asarray(wanted.fill_null(False))
                         if labeled:
                             keep &= np.asarray(pc.is_valid(t["label"]))
-                        rows = tuple(int(r) for r in np.flatnonzero(keep))
-                        if rows:
-                            found.append(Chunk(i, f, rg, rows))
+                        rows = np.flatnonzero(keep)
+                        if len(rows):
+                            _, video = np.unique(t["video_id"].to_numpy(zero_copy_only=False)[rows],
+                                                 return_inverse=True)
+                            found.append(Chunk(i, f, rg, tuple(int(r) for r in rows), tuple(int(v) for v in video)))
             if not found:
                 what = f"split {split!r}" + (f" and sources {sources}" if sources else "") + (
                     " with labels" if labeled else "")
@@ -88,13 +95,33 @@ def _arrow_strings(values: list[str]):
     return pa.array(values, type=pa.string())
 
 
+@dataclass(frozen=True)
+class Unit:
+    """What one read task reads: a few chunks, and the order of their rows. `order` indexes the rows of all chunks
+    concatenated (chunk 0's `rows`, then chunk 1's, ...)."""
+
+    chunks: tuple[Chunk, ...]
+    order: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def rows(self) -> list[tuple[Chunk, int]]:
+        """(chunk, row in its row group) of every row, in reading order."""
+        flat = [(c, r) for c in self.chunks for r in c.rows]
+        return [flat[int(j)] for j in self.order]
+
+
 class EpochPlan:
     """Endless seeded order over a ShardIndex. Units are (epoch, position in the epoch); unit u of the run is
     (u // units_per_epoch, u % units_per_epoch) because every epoch holds the same number of chunks."""
 
-    def __init__(self, index: ShardIndex, seed: int, weights: list[float] | None = None):
+    def __init__(self, index: ShardIndex, seed: int, weights: list[float] | None = None, chunks_per_unit: int = 8):
+        if chunks_per_unit < 1:
+            raise ValueError("chunks_per_unit must be >= 1")
         self.index = index
         self.seed = int(seed)
+        self.chunks_per_unit = int(chunks_per_unit)
         sizes = [index.num_clips(i) for i in range(len(index.chunks))]
         w = np.asarray(weights if weights is not None else sizes, dtype=float)
         share = w / w.sum()
@@ -104,7 +131,8 @@ class EpochPlan:
             0 if share[i] == 0 else max(1, round(share[i] * total / (sizes[i] / len(index.chunks[i]))))
             for i in range(len(sizes))
         ]
-        self.units_per_epoch = sum(self.per_epoch)
+        self.chunks_per_epoch = sum(self.per_epoch)
+        self.units_per_epoch = -(-self.chunks_per_epoch // self.chunks_per_unit)
 
     # ---------------------------------------------------------------------------------------- one epoch
     def _stream(self, dataset: int, start: int, count: int) -> list[int]:
@@ -126,17 +154,36 @@ class EpochPlan:
         order = np.random.default_rng([self.seed, _EPOCH_ORDER, e]).permutation(len(chosen))
         return [chosen[j] for j in order]
 
-    def unit(self, u: int) -> tuple[Chunk, np.ndarray]:
-        """Chunk of run unit u and the row order to read it in."""
+    def _group(self, e: int, pos: int) -> list[Chunk]:
+        g = self.chunks_per_unit
+        return self.epoch(e)[pos * g:(pos + 1) * g]
+
+    def unit(self, u: int) -> Unit:
+        """The chunks of run unit u and the order to read their rows in."""
         e, pos = divmod(u, self.units_per_epoch)
-        chunk = self.epoch(e)[pos]
-        order = np.random.default_rng([self.seed, _ROW_ORDER, e, pos]).permutation(len(chunk.rows))
-        return chunk, np.asarray(chunk.rows)[order]
+        chunks = self._group(e, pos)
+        n = sum(len(c.rows) for c in chunks)
+        order = np.random.default_rng([self.seed, _ROW_ORDER, e, pos]).permutation(n)
+        # Spread the clips of a video: in the shuffled order, a video's first clip gets rank 0, its second rank 1, ...;
+        # reading rank 0 of every video before any rank 1 keeps two clips of one video out of the same batch.
+        video = np.concatenate([np.asarray(c.videos or range(len(c.rows))) * len(chunks) + k
+                                for k, c in enumerate(chunks)])[order]
+        rank = np.zeros(n, dtype=np.int64)
+        seen: dict[int, int] = {}
+        for j, v in enumerate(video.tolist()):
+            rank[j] = seen.get(v, 0)
+            seen[v] = rank[j] + 1
+        return Unit(tuple(chunks), order[np.argsort(rank, kind="stable")])
+
+    def unit_length(self, u: int) -> int:
+        e, pos = divmod(u, self.units_per_epoch)
+        return sum(len(c.rows) for c in self._group(e, pos))
 
     def unit_base(self, u: int) -> int:
         """Global seq of run unit u's first row."""
         e, pos = divmod(u, self.units_per_epoch)
-        return sum(self.epoch_length(k) for k in range(e)) + sum(len(c.rows) for c in self.epoch(e)[:pos])
+        before = self.epoch(e)[:pos * self.chunks_per_unit]
+        return sum(self.epoch_length(k) for k in range(e)) + sum(len(c.rows) for c in before)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019
     def epoch_length(self, e: int) -> int:
@@ -152,10 +199,11 @@ class EpochPlan:
             base += self.epoch_length(e)
             e += 1
         u = e * self.units_per_epoch
-        for chunk in self.epoch(e):
-            if base + len(chunk.rows) > seq:
+        for _ in range(self.units_per_epoch):
+            n = self.unit_length(u)
+            if base + n > seq:
                 return u, seq - base, base
-            base += len(chunk.rows)
+            base += n
             u += 1
         raise AssertionError("unreachable: seq lies inside epoch e")
 

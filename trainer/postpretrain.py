@@ -59,7 +59,7 @@ def label_space(cfg: PostpretrainConfig) -> dict:
 def plan_run(cfg: PostpretrainConfig) -> tuple[EpochPlan, dict]:
     sources = [cfg.target_source] if cfg.target_source else None
     index = ShardIndex.build(cfg.data.paths, cfg.data.split, sources, labeled=True)
-    plan = EpochPlan(index, cfg.run.seed, cfg.data.weights)
+    plan = EpochPlan(index, cfg.run.seed, cfg.data.weights, cfg.data.chunks_per_unit)
     steps_per_epoch = max(1, plan.mean_epoch_length // cfg.global_batch)
     total = cfg.optim.max_steps or math.ceil(cfg.optim.epochs * steps_per_epoch)
     if cfg.model.init_from and not Path(cfg.model.init_from).exists() and "://" not in cfg.model.init_from:

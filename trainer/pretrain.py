@@ -43,7 +43,7 @@ FAIL_MARKER = ".debug_failed_once"
 def plan_run(cfg: PretrainConfig) -> tuple[EpochPlan, dict]:
     """Index the shards and derive the run's length: steps per epoch, total steps, the last data position."""
     index = ShardIndex.build(cfg.data.paths, cfg.data.split)
-    plan = EpochPlan(index, cfg.run.seed, cfg.data.weights)
+    plan = EpochPlan(index, cfg.run.seed, cfg.data.weights, cfg.data.chunks_per_unit)
     steps_per_epoch = max(1, plan.mean_epoch_length // cfg.global_batch)
     total = cfg.optim.max_steps or math.ceil(cfg.optim.epochs * steps_per_epoch)
     return plan, {"steps_per_epoch": steps_per_epoch, "total_steps": total, "epoch_length": plan.mean_epoch_length}

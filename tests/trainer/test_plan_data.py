@@ -16,8 +16,7 @@ from videomae.shards import read_clips
 def _rows(plan: EpochPlan, units: range) -> list[tuple[str, int]]:
     out = []
     for u in units:
-        chunk, rows = plan.unit(u)
-        out += [(chunk.file, int(r)) for r in rows]
+        out += [(chunk.file, int(r)) for chunk, r in plan.unit(u).rows()]
     return out
 
 
@@ -38,14 +37,14 @@ def test_locate_and_unit_base_agree(sample_shards):
     for seq in (0, 1, 17, plan.epoch_length(0) - 1, plan.epoch_length(0), 3 * plan.epoch_length(0) + 5):
         unit, offset, base = plan.locate(seq)
         assert plan.unit_base(unit) == base and base + offset == seq
-        assert 0 <= offset < len(plan.unit(unit)[1])
+        assert 0 <= offset < len(plan.unit(unit)) == plan.unit_length(unit)
 
 
 def test_mix_weights_set_shares(sample_shards):
     path = str(sample_shards)
     index = ShardIndex.build([path, path], "train")  # the same data twice, weighted 3:1
     plan = EpochPlan(index, seed=0, weights=[3.0, 1.0])
-    counts = collections.Counter(plan.unit(u)[0].dataset for u in range(20 * plan.units_per_epoch))
+    counts = collections.Counter(c.dataset for u in range(20 * plan.units_per_epoch) for c in plan.unit(u).chunks)
     assert counts[0] / counts[1] == plan.per_epoch[0] / plan.per_epoch[1]
     assert 2.0 <= plan.per_epoch[0] / plan.per_epoch[1] <= 4.0
 
@@ -88,3 +87,20 @@ def test_labeled_index_drops_unlabeled(sample_shards):
     index = ShardIndex.build([str(sample_shards)], "train", labeled=True)
     t = read_clips(str(sample_shards), columns=["split", "label"], split="train")
     assert index.num_clips() == pa.compute.sum(pa.compute.is_valid(t["label"])).as_py() < t.num_rows
+
+
+def _same_video_pairs(plan: EpochPlan, batch: int) -> float:
+    """Mean number of clips per batch whose video already has a clip earlier in the same batch, over one epoch."""
+    rows = [(c, r) for u in range(plan.units_per_epoch) for c, r in plan.unit(u).rows()]
+    videos = [c.videos[c.rows.index(r)] * 10_000 + hash(c.file) % 10_000 for c, r in rows]
+    batches = [videos[i:i + batch] for i in range(0, len(videos) - batch + 1, batch)]
+    return float(np.mean([len(b) - len(set(b)) for b in batches]))
+
+
+def test_clips_of_one_video_are_spread_over_batches(sample_shards):
+    # Every chunk holds both clips of each of its videos. Read one chunk at a time in a plain shuffle, a batch of 16
+    # carries ~3 same-video pairs (that kept the motion classifier near chance); the plan's units mix several chunks
+    # and read every video's first clip before any second clip.
+    index = ShardIndex.build([str(sample_shards)], "train", labeled=True)
+    assert all(len(set(c.videos)) < len(c.rows) for c in index.chunks[0])  # chunks do hold same-video clips
+    assert _same_video_pairs(EpochPlan(index, seed=0), 16) < 0.1

@@ -1,7 +1,8 @@
 """Trainer fixtures: one tiny shard dataset per session from the ingest sample generator and pipeline.
 
-`sample_shards` runs `python -m ingest.sample_data` and `python -m ingest --no-ray` in subprocesses (real ffmpeg
-encodes, real decoding, the same code users run), pointed at a session temp dir. Recipes are built from the tiny
+`sample_shards` runs `python -m ingest.sample_data --preset medium` (96 train + 4 val videos per motion class and
+source, ~45 s) and `python -m ingest --no-ray` in subprocesses (real ffmpeg encodes, real decoding, the same code users
+run), pointed at a session temp dir. Recipes are built from the tiny
 configs under configs/ with the `nano` preset and a handful of steps.
 """
 

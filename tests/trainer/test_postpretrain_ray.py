@@ -16,16 +16,17 @@ pytestmark = pytest.mark.slow
 
 def test_postpretrain_learns_the_motion_classes(pretrained, sample_shards, tmp_path):
     pre_cfg, _ = pretrained
-    # Multi-view top-1 is measured on the train videos: on the `--small` sample set (6 train videos per class with
-    # unique backgrounds) nano memorises rather than generalises, so its val split says little (docs/training.md).
+    # Held-out videos (the val split: 4 per class and source, unseen in training), one view per clip. The tiny
+    # config's short-schedule settings (one sample per clip, whole-frame crops, no drop path) learn this task in ~1000
+    # steps (84% val top-1 here at 1500 steps); the pre-trained encoder has had only 100 steps, so this checks the
+    # recipe end to end, not the value of pre-training (docs/results.md does that).
     cfg = recipe("postpretrain", "configs/postpretrain/tiny.yaml", sample_shards, tmp_path, "post",
-                 f"model.init_from={pre_cfg.run.run_dir}/model", "optim.max_steps=150", "optim.lr=2e-3",
-                 "optim.layer_decay=1.0", "data.scales=[1.0]", "eval.split=train", "eval.num_crops=1",
-                 "run.log_every=50")
+                 f"model.init_from={pre_cfg.run.run_dir}/model", "optim.max_steps=1500", "optim.warmup_steps=100",
+                 "eval.num_crops=1", "run.log_every=250")
     result = postpretrain.main(cfg=cfg)
     m = result.metrics
     chance = 1 / 8  # 8 merged motion classes in labels.json
-    assert m["val_videos"] >= 30 and m["val_top1"] >= 4 * chance, m
+    assert m["val_videos"] >= 40 and m["val_top1"] >= 2.5 * chance, m
     assert m["val_top5"] >= m["val_top1"]
     clf = videomae.load_model(f"{cfg.run.run_dir}/model")
     assert isinstance(clf, VideoMAEClassifier) and clf.cfg.num_classes == 8

@@ -11,9 +11,8 @@ from trainer.config import load_config
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_shards(root: Path, preset: str = "small", clips_per_video: int = 2) -> Path:
-    subprocess.run([sys.executable, "-m", "ingest.sample_data", str(root / "videos"), f"--{preset}"]
-                   if preset == "small" else [sys.executable, "-m", "ingest.sample_data", str(root / "videos")],
+def make_shards(root: Path, preset: str = "medium", clips_per_video: int = 2) -> Path:
+    subprocess.run([sys.executable, "-m", "ingest.sample_data", str(root / "videos"), "--preset", preset],
                    check=True, capture_output=True, cwd=REPO)
     v = root / "videos"
     subprocess.run([sys.executable, "-m", "ingest", "--config", "configs/ingest/sample.yaml", "--no-ray",

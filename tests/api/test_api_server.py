@@ -225,11 +225,14 @@ def test_keys_are_required(server, videos, key):
         assert c.get("/v1/models").status_code == 200
 
 
-def test_health_endpoints_need_no_key(server):
+def test_health_endpoints_need_no_key(server, videos):
     with server.client(key=None) as c:
         assert c.get("/livez").json() == {"status": "ok"}
         assert c.get("/readyz").json() == {"status": "ready"}
     with server.client(key=API_KEY) as c:
+        # One model call and one listing of our own, so the metrics below do not depend on other tests having run.
+        assert c.post("/v1/embed", files=upload(videos["testsrc"]), params={"frame_stride": 4}).status_code == 200
+        assert c.get("/v1/models").status_code == 200
         text = c.get("/metrics").text
     assert "videomae_api_requests_total" in text and "videomae_api_request_seconds_bucket" in text
     assert "videomae_api_batch_size_bucket" in text

@@ -17,7 +17,7 @@ Every motion video has its own random background (four corner colours, blended) 
 shape colour, so distinct videos are genuinely distinct to a perceptual signature, as they are in real data; and
 every clip of it shows its motion (constant speed on a torus, constant turn rate, exponential scale): see
 `render_motion`. Presets (`PRESETS`): `small` for the ingest tests (3 train + 1 val video per class and source),
-`medium` for the trainer tests (16 + 3), `default` for the demo and the experiments (40 + 6, 96 px).
+`medium` for the trainer tests (96 + 4, 64 px), `default` for the demo and the experiments (40 + 6, 96 px).
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ class DataSection(_Section):
     frame_step: int = Field(1, ge=1)
     # Multi-scale crop (the reference's GroupMultiScaleCrop scales), then resize to the model's input size.
     scales: list[float] = Field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
-    # Shuffle window: each read task reads this many chunks (Parquet row groups) and shuffles their rows together.
-    # One chunk holds all clips of a few videos; batches cut from a single chunk put clips of one video side by side.
+    # Shuffle window: each read task reads this many chunks (Parquet row groups) and shuffles their rows together,
+    # every video's first clip before any second one. One chunk holds all clips of a few videos; batches cut from a
+    # single chunk put clips of one video side by side (trainer/plan.py).
     chunks_per_unit: int = Field(8, ge=1)
     # Ray Data: CPUs per decode task and how many decode tasks may run at once (leave CPU for the trainer).
     cpus_per_task: float = Field(1.0, gt=0)

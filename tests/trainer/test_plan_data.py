@@ -92,7 +92,7 @@ def test_labeled_index_drops_unlabeled(sample_shards):
 def _same_video_pairs(plan: EpochPlan, batch: int) -> float:
     """Mean number of clips per batch whose video already has a clip earlier in the same batch, over one epoch."""
     rows = [(c, r) for u in range(plan.units_per_epoch) for c, r in plan.unit(u).rows()]
-    videos = [c.videos[c.rows.index(r)] * 10_000 + hash(c.file) % 10_000 for c, r in rows]
+    videos = [(c.file, c.row_group, c.videos[c.rows.index(r)]) for c, r in rows]
     batches = [videos[i:i + batch] for i in range(0, len(videos) - batch + 1, batch)]
     return float(np.mean([len(b) - len(set(b)) for b in batches]))
 

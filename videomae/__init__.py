@@ -1,9 +1,10 @@
 """videomae: the core library (model, masks, targets/loss, presets, checkpoints, video I/O)."""
 
-from videomae.checkpoint import load_model, save_model
+from videomae.checkpoint import load_model
 from videomae.config import VideoMAEConfig
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain, create_classifier, create_model
+from videomae.modeldir import save_model
 from videomae.presets import list_presets
 
 __all__ = [

@@ -10,22 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from videomae import storage
 from videomae.config import VideoMAEConfig
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.modeldir import CONFIG_FILE, MODEL_SUBDIR, WEIGHTS_FILE
 from videomae.presets import list_presets, preset_fields
 
 log = logging.getLogger(__name__)
 
 Model = VideoMAEPretrain | VideoMAEClassifier
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+# What load_model reads from a directory it has to download (a model directory, possibly under MODEL_SUBDIR).
+_MODEL_FILES = tuple(f"{sub}{name}" for sub in ("", f"{MODEL_SUBDIR}/")
+                     for name in (CONFIG_FILE, WEIGHTS_FILE, "pytorch_model.bin"))
 _WRAPPER_KEYS = ("model", "module", "state_dict", "model_state")
 _PREFIXES = ("_orig_mod.", "module.", "backbone.")
 
@@ -35,17 +39,6 @@ class CheckpointError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------- our own format
-def save_model(model: Model, directory: str | Path) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model_type = "classifier" if isinstance(model, VideoMAEClassifier) else "pretrain"
-    meta = {"model_type": model_type, **model.cfg.to_json_dict()}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "model_type": model_type})
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return directory
-
-
 def _build(model_type: str, cfg: VideoMAEConfig) -> Model:
     return VideoMAEClassifier(cfg) if model_type == "classifier" else VideoMAEPretrain(cfg)
 
@@ -241,15 +234,24 @@ def _read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------------------------- entry point
-def load_model(source: str | Path, preset: str | None = None, *, strict: bool = True, **overrides: Any) -> Model:
-    """Load weights from our model directory (or a training checkpoint holding one under `model/`), a reference
-    `.pth`, or a Hugging Face VideoMAE directory; returns the pre-training model or the classifier, whichever the
-    weights describe. `overrides` change config fields (e.g. `drop_path_rate`, `grad_checkpointing`)."""
-    path = Path(source)
-    if not path.exists():
+def load_model(source: str | Path, preset: str | None = None, *, strict: bool = True,
+               storage_options: storage.Options = None, **overrides: Any) -> Model:
+    """Load weights from our model directory (or a directory holding one under `model/`: training checkpoints, run
+    directories), a reference `.pth`, or a Hugging Face VideoMAE directory, at a local path or any URI
+    `videomae.storage` reaches (`storage_options` for its filesystem); returns the pre-training model or the
+    classifier, whichever the weights describe. `overrides` change config fields (e.g. `drop_path_rate`)."""
+    text = os.fspath(source)
+    if not storage.exists(text, storage_options):
         raise FileNotFoundError(f"no checkpoint at {source}")
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).exists():
-        path = path / "model"
+    if not storage.is_local(text):  # a URI: load a local copy of just the files a model directory needs
+        if storage.is_file(text, storage_options):
+            with storage.local_file(text, storage_options) as local:
+                return load_model(local, preset, strict=strict, **overrides)
+        with storage.local_dir(text, _MODEL_FILES, storage_options) as local:
+            return load_model(local, preset, strict=strict, **overrides)
+    path = storage.local_path(text)
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / MODEL_SUBDIR / CONFIG_FILE).exists():
+        path = path / MODEL_SUBDIR
     if path.is_dir():
         meta = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).exists() else None
         if meta is None:
@@ -285,11 +287,11 @@ def init_classifier_from_pretrain(clf: VideoMAEClassifier, source: str | Path | 
     the decoder is dropped, `fc_norm` and `head` stay fresh. With mean pooling the encoder's final `norm` has no place
     (the classifier's `norm` is the identity), as in the reference."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.suffix in (".pth", ".pt", ".bin"):
-            kind, state = remap_reference(unwrap(read_torch_file(path)))
+        if Path(source).suffix in (".pth", ".pt", ".bin"):
+            with storage.local_file(os.fspath(source)) as local:
+                kind, state = remap_reference(unwrap(read_torch_file(Path(local))))
         else:
-            source = load_model(path)
+            source = load_model(source)
     if not isinstance(source, (str, Path)):
         kind = "pretrain" if isinstance(source, VideoMAEPretrain) else "classifier"
         state = source.state_dict()

@@ -30,6 +30,7 @@ from videomae.layers import (
     sinusoid_table,
     stochastic_depth,
 )
+from videomae.modeldir import save_model
 from videomae.targets import masked_loss, reconstruction_targets
 
 
@@ -152,9 +153,7 @@ class VideoMAEPretrain(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"mask_token"}
 
-    def save(self, directory: str | Path) -> Path:
-        from videomae.checkpoint import save_model
-
+    def save(self, directory: str | Path) -> Path | str:
         return save_model(self, directory)
 
 
@@ -189,9 +188,7 @@ class VideoMAEClassifier(_Transformer):
     def no_weight_decay(self) -> set[str]:
         return set()
 
-    def save(self, directory: str | Path) -> Path:
-        from videomae.checkpoint import save_model
-
+    def save(self, directory: str | Path) -> Path | str:
         return save_model(self, directory)
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from videomae import storage
+
 FORMAT_VERSION = 1
 
 VIDEOS_SCHEMA = pa.schema(
@@ -72,30 +74,22 @@ CLIPS_SCHEMA = pa.schema(
 )
 
 
-def _fs_and_path(path: str):
-    import fsspec.core
-
-    fs, root = fsspec.core.url_to_fs(str(path))
-    return fs, root.rstrip("/")
-
-
-def clip_files(path: str) -> list[str]:
+def clip_files(path: str, options: storage.Options = None) -> list[str]:
     """The clip part files of a dataset directory (or URI), sorted; a single parquet file is returned as is."""
-    fs, root = _fs_and_path(path)
-    if root.endswith(".parquet"):
-        return [root]
-    files = sorted(fs.glob(f"{root}/clips/part-*.parquet"))
+    if path.rstrip("/").endswith(".parquet"):
+        return [path.rstrip("/")]
+    files = storage.glob(storage.join(path, "clips/part-*.parquet"), options)
     if not files:
         raise FileNotFoundError(f"no clips/part-*.parquet under {path}")
     return files
 
 
-def read_clips(path: str, columns: list[str] | None = None, split: str | None = None, filesystem=None) -> pa.Table:
+def read_clips(path: str, columns: list[str] | None = None, split: str | None = None,
+               options: storage.Options = None) -> pa.Table:
     """All clip rows of a dataset (optionally one split, a subset of columns) as one pyarrow Table."""
-    fs, _ = _fs_and_path(path)
     tables = []
-    for f in clip_files(path):
-        with (filesystem or fs).open(f, "rb") as fh:
+    for f in clip_files(path, options):
+        with storage.open_file(f, "rb", options) as fh:
             t = pq.read_table(fh, columns=columns)
         if split is not None:
             t = t.filter(pa.compute.equal(t["split"], split)) if "split" in t.column_names else t
@@ -103,24 +97,22 @@ def read_clips(path: str, columns: list[str] | None = None, split: str | None = 
     return pa.concat_tables(tables) if tables else CLIPS_SCHEMA.empty_table()
 
 
-def iter_clips(path: str, split: str | None = None, batch_size: int = 64) -> Iterator[dict]:
+def iter_clips(path: str, split: str | None = None, batch_size: int = 64, options: storage.Options = None
+               ) -> Iterator[dict]:
     """Clip rows one at a time (dicts), streaming part by part; memory stays at one row group."""
-    fs, _ = _fs_and_path(path)
-    for f in clip_files(path):
-        with fs.open(f, "rb") as fh:
+    for f in clip_files(path, options):
+        with storage.open_file(f, "rb", options) as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=batch_size):
                 for row in batch.to_pylist():
                     if split is None or row["split"] == split:
                         yield row
 
 
-def read_json(path: str, name: str) -> dict:
+def read_json(path: str, name: str, options: storage.Options = None) -> dict:
     """manifest.json or labels.json of a dataset directory."""
-    fs, root = _fs_and_path(path)
-    with fs.open(f"{root}/{name}", "r") as fh:
-        return json.load(fh)
+    return json.loads(storage.read_text(storage.join(path, name), options))
 
 
-def read_labels(path: str) -> dict:
+def read_labels(path: str, options: storage.Options = None) -> dict:
     """labels.json: {"names": [...merged...], "sources": {name: {"classes": [...], "to_merged": [...]}}}."""
-    return read_json(path, "labels.json")
+    return read_json(path, "labels.json", options)

@@ -1,0 +1,228 @@
+"""Files by URI: the one module that knows about filesystems (DESIGN.md "Scale path").
+
+A location is a local path, a `file://` URI or any fsspec URI (`s3://`, `gs://`, `memory://`, ...), with optional
+`options` for its filesystem (credentials, endpoint, ...: fsspec's `storage_options`), passed along with the path as
+datatrove does. Ingest (inputs, shards), the trainer (shards, run directories, checkpoints), the library (model
+directories, clip shards) and the API (its model) all go through here.
+
+- Decoders (PyAV, decord, ffprobe) and torch.load need a real file: `local_file` / `local_dir` yield the path itself
+  for local inputs and a temporary download otherwise.
+- Writes go to a temporary name and are renamed (`write_bytes`), so a reader, or a rerun after a crash, never sees
+  half a file.
+- A protocol whose fsspec package is not installed (s3fs, gcsfs) falls back to pyarrow's built-in filesystem when no
+  options are given, so `s3://` works wherever pyarrow does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+import fsspec.core
+
+Options = Mapping[str, Any] | None
+GLOB_CHARS = "*?["
+
+
+# ---------------------------------------------------------------------------------------------- naming
+def is_local(uri: str | os.PathLike) -> bool:
+    text = os.fspath(uri)
+    return "://" not in text or text.startswith("file://")
+
+
+def local_path(uri: str | os.PathLike) -> Path:
+    """The local path of a local location (`file://` stripped)."""
+    return Path(os.fspath(uri).removeprefix("file://"))
+
+
+def protocol_prefix(uri: str) -> str:
+    """`s3://` for `s3://bucket/x`; empty for local paths and `file://` (their fs paths are plain paths)."""
+    return uri.split("://", 1)[0] + "://" if not is_local(uri) else ""
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([str(base).rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def resolve(base: str, path: str) -> str:
+    """`path` as it is when absolute or a URI, else relative to `base` (a directory or URI)."""
+    if "://" in path or path.startswith("/") or not base:
+        return path
+    return join(base, path) if "://" in base else posixpath.normpath(posixpath.join(base, path))
+
+
+def is_glob(path: str) -> bool:
+    return any(c in path for c in GLOB_CHARS)
+
+
+# ---------------------------------------------------------------------------------------------- filesystems
+def filesystem(uri: str, options: Options = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path inside it) of a location."""
+    try:
+        return fsspec.core.url_to_fs(str(uri), **dict(options or {}))
+    except ImportError:  # e.g. s3:// without s3fs: pyarrow has its own S3/GCS/HDFS filesystems
+        if options:
+            raise
+        from fsspec.implementations.arrow import ArrowFSWrapper
+        from pyarrow import fs as pafs
+
+        arrow, path = pafs.FileSystem.from_uri(str(uri))
+        return ArrowFSWrapper(arrow), path
+
+
+def arrow_filesystem(uri: str, options: Options = None):
+    """(pyarrow filesystem, path) of a location, for pyarrow/Ray APIs that take one (Ray Train's storage)."""
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, path = filesystem(uri, options)
+    return PyFileSystem(FSSpecHandler(fs)), path
+
+
+def _uri(fs_path: str, like: str) -> str:
+    """A path that `fs.glob`/`fs.find` returned, as a URI of the same protocol as `like`."""
+    return protocol_prefix(like) + fs_path
+
+
+def open_file(uri: str, mode: str = "rb", options: Options = None) -> IO:
+    fs, path = filesystem(uri, options)
+    return fs.open(path, mode)
+
+
+def exists(uri: str, options: Options = None) -> bool:
+    fs, path = filesystem(uri, options)
+    return fs.exists(path)
+
+
+def is_file(uri: str, options: Options = None) -> bool:
+    fs, path = filesystem(uri, options)
+    return fs.isfile(path)
+
+
+def is_dir(uri: str, options: Options = None) -> bool:
+    fs, path = filesystem(uri, options)
+    return fs.isdir(path)
+
+
+def size(uri: str, options: Options = None) -> int:
+    fs, path = filesystem(uri, options)
+    return int(fs.size(path))
+
+
+def glob(pattern: str, options: Options = None) -> list[str]:
+    """URIs matching a glob, sorted."""
+    fs, path = filesystem(pattern, options)
+    return sorted(_uri(p, pattern) for p in fs.glob(path))
+
+
+def find(uri: str, options: Options = None) -> list[str]:
+    """Every file below a directory, recursively, as URIs, sorted."""
+    fs, path = filesystem(uri, options)
+    return sorted(_uri(p, uri) for p in fs.find(path))
+
+
+def remove(uri: str, options: Options = None) -> None:
+    fs, path = filesystem(uri, options)
+    fs.rm(path)
+
+
+def makedirs(uri: str, options: Options = None) -> None:
+    fs, path = filesystem(uri, options)
+    fs.makedirs(path, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- content
+def read_bytes(uri: str, options: Options = None) -> bytes:
+    with open_file(uri, "rb", options) as f:
+        return f.read()
+
+
+def read_text(uri: str, options: Options = None) -> str:
+    return read_bytes(uri, options).decode()
+
+
+def read_text_or_none(uri: str, options: Options = None) -> str | None:
+    """The file's text, or None when it is absent or cannot be read."""
+    try:
+        return read_text(uri, options)
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def write_bytes(uri: str, data: bytes, options: Options = None) -> None:
+    """Write atomically: a temporary name in the same directory, then a rename."""
+    fs, path = filesystem(uri, options)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+def write_text(uri: str, text: str, options: Options = None) -> None:
+    write_bytes(uri, text.encode(), options)
+
+
+def copy_files(src: str, dst: str, src_options: Options = None, dst_options: Options = None) -> None:
+    """Copy the files directly inside directory `src` into directory `dst` (created if needed)."""
+    fs, path = filesystem(src, src_options)
+    makedirs(dst, dst_options)
+    for name in fs.ls(path, detail=False):
+        if fs.isfile(name):
+            write_bytes(join(dst, posixpath.basename(name)), fs.cat_file(name), dst_options)
+
+
+# ---------------------------------------------------------------------------------------------- local copies
+@contextmanager
+def local_file(uri: str, options: Options = None) -> Iterator[str]:
+    """A local path holding the bytes of `uri` for as long as the context lasts."""
+    if is_local(uri):
+        yield str(local_path(uri))
+        return
+    fs, path = filesystem(uri, options)
+    with tempfile.TemporaryDirectory(prefix="videomae-") as tmp:
+        local = os.path.join(tmp, "input" + os.path.splitext(path)[1])
+        fs.get(path, local)
+        yield local
+
+
+@contextmanager
+def local_dir(uri: str, names: tuple[str, ...], options: Options = None) -> Iterator[Path]:
+    """A local directory holding the files `names` of directory `uri` that exist (relative names, subfolders
+    allowed): the directory itself when local, else a temporary download of just those files."""
+    if is_local(uri):
+        yield local_path(uri)
+        return
+    fs, path = filesystem(uri, options)
+    with tempfile.TemporaryDirectory(prefix="videomae-") as tmp:
+        for name in names:
+            if fs.isfile(f"{path.rstrip('/')}/{name}"):
+                target = Path(tmp) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fs.get(f"{path.rstrip('/')}/{name}", str(target))
+        yield Path(tmp)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_tree(uri: str, options: Options = None) -> None:
+    """Delete a directory and everything below it (local: shutil; elsewhere the filesystem's recursive rm)."""
+    if is_local(uri):
+        shutil.rmtree(local_path(uri), ignore_errors=True)
+        return
+    fs, path = filesystem(uri, options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

@@ -50,7 +50,7 @@ def bench_shards(shards: str, n: int, spec: SampleSpec, batch: int, workers: int
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     DataContext.get_current().enable_progress_bars = False
     plan = EpochPlan(ShardIndex.build([shards], "train"), seed=0)
-    ds = build_dataset(plan, spec, 0, n + batch, batch, cpus_per_task=1.0)
+    ds = build_dataset(plan, spec, 0, n + batch, batch_size=batch, cpus_per_task=1.0)
     return _steady_rate((b["clip"] for b in ds.iter_torch_batches(batch_size=batch)), n)
 
 

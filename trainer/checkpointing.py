@@ -2,7 +2,7 @@
 
 A training checkpoint is a Ray Train checkpoint directory (DESIGN.md "Checkpoints"):
 
-    model/             our model directory (config.json + model.safetensors): `videomae.load_model(ckpt_dir)` works
+    model/             our model directory (`videomae.modeldir.MODEL_SUBDIR`): `videomae.load_model(ckpt_dir)` works
     train_state.pt     optimizer, grad scaler and RNG states, and the step
     position.json      {"step", "samples_seen", "epoch"}: the data position, readable without torch
 
@@ -17,18 +17,19 @@ import json
 import logging
 import random
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from videomae.checkpoint import WEIGHTS_FILE, load_strict, save_model
+from videomae import storage
+from videomae.checkpoint import load_strict
+from videomae.modeldir import MODEL_SUBDIR, WEIGHTS_FILE, save_model
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
 STATE_FILE = "train_state.pt"
 POSITION_FILE = "position.json"
 SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train V2's record of registered checkpoints
@@ -61,9 +62,9 @@ def write_checkpoint(directory: Path, model: torch.nn.Module, model_state: dict 
     """Fill `directory` with one training checkpoint (rank 0). `model_state`: gathered FSDP weights, else None."""
     bare = unwrap(model)
     if model_state is None:
-        save_model(bare, directory / MODEL_DIR)
+        save_model(bare, directory / MODEL_SUBDIR)
     else:
-        _save_state(bare, model_state, directory / MODEL_DIR)
+        _save_state(bare, model_state, directory / MODEL_SUBDIR)
     torch.save({
         "optimizer": optim_state,
         "scaler": scaler.state_dict() if scaler is not None else None,
@@ -85,7 +86,7 @@ def _save_state(bare: torch.nn.Module, state: dict, directory: Path) -> None:
 def restore_model(directory: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load a training checkpoint's weights into the bare model (before wrapping); returns its position."""
     directory = Path(directory)
-    load_strict(unwrap(model), load_file(str(directory / MODEL_DIR / WEIGHTS_FILE)), source=str(directory))
+    load_strict(unwrap(model), load_file(str(directory / MODEL_SUBDIR / WEIGHTS_FILE)), source=str(directory))
     return json.loads((directory / POSITION_FILE).read_text())
 
 
@@ -119,55 +120,36 @@ def report_checkpoint(metrics: dict, write) -> None:
 
 
 # ---------------------------------------------------------------------------------------- run directory
-def _read_text(uri: str) -> str | None:
-    import fsspec
-
-    try:
-        with fsspec.open(uri, "r") as fh:
-            return fh.read()
-    except (FileNotFoundError, OSError):
-        return None
-
-
-def latest_checkpoint_dir(run_dir: str) -> str | None:
+def latest_checkpoint_dir(run_dir: str, options: storage.Options = None) -> str | None:
     """The checkpoint Ray Train restores for this run: the latest one in its checkpoint-manager snapshot."""
-    text = _read_text(f"{run_dir}/{SNAPSHOT_FILE}")
+    text = storage.read_text_or_none(storage.join(run_dir, SNAPSHOT_FILE), options)
     if not text:
         return None
-    snap = json.loads(text)
-    latest = snap.get("latest_checkpoint_result")
+    latest = json.loads(text).get("latest_checkpoint_result")
     if not latest:
         return None
-    name = latest.get("checkpoint_dir_name") or Path(latest.get("checkpoint", {}).get("path", "")).name
-    return f"{run_dir}/{name}" if name else None
+    name = latest.get("checkpoint_dir_name") or PurePosixPath(latest.get("checkpoint", {}).get("path", "")).name
+    return storage.join(run_dir, name) if name else None
 
 
-def latest_position(run_dir: str) -> dict[str, Any]:
+def latest_position(run_dir: str, options: storage.Options = None) -> dict[str, Any]:
     """position.json of the checkpoint a (re)started run restores; {} for a fresh run."""
-    ckpt = latest_checkpoint_dir(run_dir)
-    text = _read_text(f"{ckpt}/{POSITION_FILE}") if ckpt else None
+    ckpt = latest_checkpoint_dir(run_dir, options)
+    text = storage.read_text_or_none(storage.join(ckpt, POSITION_FILE), options) if ckpt else None
     return json.loads(text) if text else {}
 
 
-def save_resolved_config(run_dir: str, config: dict) -> None:
+def save_resolved_config(run_dir: str, config: dict, options: storage.Options = None) -> None:
     """The fully resolved config (defaults and --set applied) beside the checkpoints, for the record."""
-    import fsspec
     import yaml
 
-    fs, root = fsspec.core.url_to_fs(run_dir)
-    fs.makedirs(root, exist_ok=True)
-    with fs.open(f"{root}/{CONFIG_FILE}", "w") as fh:
-        yaml.safe_dump(config, fh, sort_keys=False)
+    storage.write_text(storage.join(run_dir, CONFIG_FILE), yaml.safe_dump(config, sort_keys=False), options)
 
 
-def export_model(checkpoint_dir: str, destination: str) -> str:
-    """Copy the model directory of a training checkpoint to `destination` (what the API loads)."""
-    import fsspec
-
-    fs, src = fsspec.core.url_to_fs(f"{checkpoint_dir}/{MODEL_DIR}")
-    dfs, dst = fsspec.core.url_to_fs(destination)
-    dfs.makedirs(dst, exist_ok=True)
-    for name in fs.ls(src, detail=False):
-        with fs.open(name, "rb") as fin, dfs.open(f"{dst}/{Path(name).name}", "wb") as fout:
-            fout.write(fin.read())
+def export_model(run_dir: str, checkpoint_path: str, options: storage.Options = None) -> str:
+    """Copy the model directory of the run's checkpoint (Ray's `result.checkpoint.path`, a folder of the run
+    directory) to `<run_dir>/model`, what the API loads; returns that location."""
+    source = storage.join(run_dir, PurePosixPath(checkpoint_path).name, MODEL_SUBDIR)
+    destination = storage.join(run_dir, MODEL_SUBDIR)
+    storage.copy_files(source, destination, options, options)
     return destination

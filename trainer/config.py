@@ -38,6 +38,8 @@ class RunSection(_Section):
     max_failures: int = Field(2, ge=0)  # worker deaths survived per run (FailureConfig), each from the last checkpoint
     log_every: int = Field(20, ge=1)
     tensorboard: bool = True
+    # Filesystem options for a URI storage_path (credentials, endpoint: fsspec's storage_options).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def storage(self) -> str:
@@ -75,6 +77,8 @@ class DataSection(_Section):
     prefetch_batches: int = Field(2, ge=0)
     # Object-store budget for decoded samples waiting for the trainer (Ray Data otherwise runs far ahead).
     buffer_mb: int = Field(1024, ge=64)
+    # Filesystem options for URI paths (credentials, endpoint: fsspec's storage_options).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def paths(self) -> list[str]:
@@ -214,15 +218,23 @@ class PretrainConfig(_Recipe):
             raise ValueError("mask.decoder_ratio: frame masking would decode no slice")
 
 
-class PostpretrainConfig(_Recipe):
+class _Labeled(_Section):
+    # Fine-tuning / evaluating on one source: its classes only, the merged head projected through labels.json.
+    target_source: str | None = None
+
+    @property
+    def sources(self) -> list[str] | None:
+        """The sources whose clips count (None: all)."""
+        return [self.target_source] if self.target_source else None
+
+
+class PostpretrainConfig(_Recipe, _Labeled):
     augment: AugmentSection = Field(default_factory=AugmentSection)
     eval: EvalSection = Field(default_factory=EvalSection)
-    # Fine-tuning on one source: its classes only, the merged head projected through labels.json.
-    target_source: str | None = None
     num_classes: int | None = Field(None, ge=2)  # default: from labels.json
 
 
-class EvaluateConfig(_Section):
+class EvaluateConfig(_Labeled):
     """Frozen-feature evaluation (linear probe, k-NN) and classifier evaluation; runs in one process."""
 
     run: RunSection
@@ -235,7 +247,6 @@ class EvaluateConfig(_Section):
     knn_temperature: float = Field(0.07, gt=0)
     linear_epochs: int = Field(100, ge=1)
     linear_lr: float = Field(1e-2, gt=0)
-    target_source: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from trainer.config import DataSection, PostpretrainConfig, PretrainConfig
 from trainer.plan import EpochPlan
+from videomae import storage
 from videomae.augment import train_clip
 from videomae.masks import MaskingConfig, sample_masks
-from videomae.shards import _fs_and_path
 from videomae.video import decode_jpegs
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,16 @@ class SampleSpec:
     flip: bool = False
     rand_aug: str | None = None
 
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig | PostpretrainConfig) -> SampleSpec:
+        """Pre-training: masks per sample; post-pre-training: the supervised augmentation."""
+        arch, data = cfg.model.architecture(), cfg.data
+        augment = cfg.augment if isinstance(cfg, PostpretrainConfig) else None
+        return cls(img_size=arch.img_size, num_frames=arch.num_frames, frame_step=data.frame_step,
+                   num_sample=data.num_sample, scales=tuple(data.scales), seed=cfg.run.seed, grid=arch.grid,
+                   masks=cfg.mask if isinstance(cfg, PretrainConfig) else None,
+                   flip=bool(augment and augment.flip), rand_aug=augment.rand_augment if augment else None)
+
 
 def select_frames(frames: list[bytes], num_frames: int, frame_step: int) -> list[bytes]:
     """Every `frame_step`-th stored frame, `num_frames` of them; a short clip repeats its last frame (the
@@ -70,8 +81,7 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, s
         unit = plan.unit(u)
         parts = []
         for chunk in unit.chunks:
-            fs, _ = _fs_and_path(plan.index.paths[chunk.dataset])
-            with fs.open(chunk.file, "rb") as fh:
+            with storage.open_file(chunk.file, "rb", plan.index.options) as fh:
                 t = pq.ParquetFile(fh).read_row_group(chunk.row_group, columns=_READ_COLUMNS)
             t = t.take(pa.array(chunk.rows))
             parts.append(t.append_column("dataset", pa.array(np.full(t.num_rows, chunk.dataset), type=pa.int32())))
@@ -118,7 +128,7 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
     return out
 
 
-def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: int, batch_size: int,
+def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: int, *, batch_size: int,
                   cpus_per_task: float = 1.0, max_tasks: int | None = None, buffer_mb: int = 1024):
     """The Ray Dataset of samples for data positions [start_seq, end_seq) (a little more at the chunk edges)."""
     import ray.data
@@ -149,15 +159,14 @@ class ResumableDataset:
     spec: SampleSpec
     run_dir: str
     end_seq: int
-    batch_size: int
-    cpus_per_task: float = 1.0
-    max_tasks: int | None = None
-    buffer_mb: int = 1024
+    data: DataSection  # batch size and the Ray Data limits
+    run_options: dict = field(default_factory=dict)  # storage options of the run directory
 
     def __call__(self):
         from trainer.checkpointing import latest_position
 
-        start = latest_position(self.run_dir).get("samples_seen", 0)
+        start = latest_position(self.run_dir, self.run_options).get("samples_seen", 0)
         log.info("data stream starts at position %d of %d", start, self.end_seq)
-        return build_dataset(self.plan, self.spec, start, self.end_seq, self.batch_size, self.cpus_per_task,
-                             self.max_tasks, self.buffer_mb)
+        d = self.data
+        return build_dataset(self.plan, self.spec, start, self.end_seq, batch_size=d.batch_size,
+                             cpus_per_task=d.cpus_per_task, max_tasks=d.max_tasks, buffer_mb=d.buffer_mb)

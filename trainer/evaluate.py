@@ -24,8 +24,9 @@ if __package__ in (None, ""):  # run as a plain file
 import torch
 
 from trainer import evaluation, launch
+from trainer.classes import label_space
 from trainer.config import EvaluateConfig
-from trainer.postpretrain import label_space
+from videomae import storage
 from videomae.checkpoint import load_model
 from videomae.model import VideoMAEClassifier
 
@@ -39,20 +40,21 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     arch = model.cfg
-    sources = [cfg.target_source] if cfg.target_source else None
+    views = evaluation.ViewSpec(arch.img_size, arch.num_frames, cfg.data.frame_step, cfg.eval.num_crops)
+    paths, options = cfg.data.paths, cfg.data.storage_options
     if cfg.mode == "classifier":
         if not isinstance(model, VideoMAEClassifier) or arch.num_classes == 0:
             launch.fail("mode: classifier needs a model with a classification head")
-        info = label_space(cfg)
-        videos = evaluation.read_videos(cfg.data.paths, cfg.eval.split, sources, cfg.eval.num_clips)
-        hits = evaluation.classify_videos(model, videos, device, arch.img_size, arch.num_frames, cfg.data.frame_step,
-                                          cfg.eval.num_crops, cfg.eval.batch_size, torch.tensor(info["label_map"]))
+        videos = evaluation.read_videos(paths, cfg.eval.split, cfg.sources, cfg.eval.num_clips, options)
+        hits = evaluation.classify_videos(model, videos, views, device=device, batch_size=cfg.eval.batch_size,
+                                          label_map=torch.tensor(label_space(cfg)["label_map"]))
         out = {"top1": hits["top1_hits"] / max(hits["videos"], 1), "top5": hits["top5_hits"] / max(hits["videos"], 1),
                "videos": hits["videos"]}
     else:
         def features(split: str):
-            parts = list(evaluation.iter_features(model, cfg.data.paths, split, arch.img_size, arch.num_frames,
-                                                  cfg.data.frame_step, device, cfg.eval.batch_size, sources))
+            parts = list(evaluation.iter_features(model, paths, split, views, device=device,
+                                                  batch_size=cfg.eval.batch_size, sources=cfg.sources,
+                                                  options=options))
             if not parts:
                 launch.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
                             f"in split {split!r}")
@@ -69,9 +71,8 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
         out = {"top1": top1, "train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
     out["mode"] = cfg.mode
     launch.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
-    run_dir = Path(cfg.run.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / f"eval_{cfg.mode}.json").write_text(json.dumps(out, indent=2) + "\n")
+    result = storage.join(cfg.run.run_dir, f"eval_{cfg.mode}.json")
+    storage.write_text(result, json.dumps(out, indent=2) + "\n", cfg.run.storage_options)
     return out
 
 

@@ -18,10 +18,26 @@ import numpy as np
 import torch
 
 from trainer.data import select_frames
+from videomae import storage
 from videomae.augment import spatial_crops
 from videomae.shards import iter_clips
 from videomae.transforms import eval_clip
 from videomae.video import decode_jpegs
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """How a stored clip becomes model input: the model's frame size and clip length, the step between stored frames,
+    and the spatial crops per clip (1 or 3)."""
+
+    img_size: int
+    num_frames: int
+    frame_step: int = 1
+    num_crops: int = 1
+
+    def frames(self, stored: list[bytes]) -> np.ndarray:
+        """The clip's frames the model takes, decoded: (T, H, W, 3) uint8."""
+        return decode_jpegs(select_frames(stored, self.num_frames, self.frame_step))
 
 
 @dataclass
@@ -31,11 +47,12 @@ class Video:
     clips: list[list[bytes]]  # the chosen temporal views, JPEG frames each
 
 
-def read_videos(paths: list[str], split: str, sources: list[str] | None, num_clips: int) -> list[Video]:
+def read_videos(paths: list[str], split: str, sources: list[str] | None, num_clips: int,
+                options: storage.Options = None) -> list[Video]:
     """Labeled videos of a split, each with up to `num_clips` of its stored clips (evenly chosen, in time order)."""
     by_video: dict[str, list[dict]] = defaultdict(list)
     for path in paths:
-        for row in iter_clips(path, split=split):
+        for row in iter_clips(path, split=split, options=options):
             if row["label"] is None or (sources and row["source"] not in sources):
                 continue
             by_video[row["video_id"]].append(row)
@@ -47,25 +64,23 @@ def read_videos(paths: list[str], split: str, sources: list[str] | None, num_cli
     return videos
 
 
-def views(video: Video, img_size: int, num_frames: int, frame_step: int, num_crops: int) -> torch.Tensor:
+def views(video: Video, spec: ViewSpec) -> torch.Tensor:
     """All test views of a video: (V, 3, T, S, S) with V = clips x crops."""
     out = []
-    for frames in video.clips:
-        pixels = decode_jpegs(select_frames(frames, num_frames, frame_step))  # (T, H, W, 3)
-        out.extend(spatial_crops(pixels, img_size, num_crops))
+    for stored in video.clips:
+        out.extend(spatial_crops(spec.frames(stored), spec.img_size, spec.num_crops))  # from (T, H, W, 3)
     return torch.stack(out)
 
 
 @torch.no_grad()
-def classify_videos(model: torch.nn.Module, videos: list[Video], device: torch.device, img_size: int,
-                    num_frames: int, frame_step: int, num_crops: int, batch_size: int,
-                    label_map: torch.Tensor | None = None) -> dict[str, float]:
+def classify_videos(model: torch.nn.Module, videos: list[Video], spec: ViewSpec, *, device: torch.device,
+                    batch_size: int, label_map: torch.Tensor | None = None) -> dict[str, float]:
     """Sum of top-1/top-5 hits and the video count over `videos` (probabilities averaged over views)."""
     was_training = model.training
     model.eval()
     top1 = top5 = 0.0
     for video in videos:
-        x = views(video, img_size, num_frames, frame_step, num_crops)
+        x = views(video, spec)
         probs = torch.cat([model(x[i:i + batch_size].to(device)).float().softmax(-1)
                            for i in range(0, len(x), batch_size)]).mean(0)  # (num_classes,)
         label = int(label_map[video.label]) if label_map is not None else video.label
@@ -77,9 +92,9 @@ def classify_videos(model: torch.nn.Module, videos: list[Video], device: torch.d
 
 
 # ------------------------------------------------------------------------------------------- frozen features
-def iter_features(model: torch.nn.Module, paths: list[str], split: str, img_size: int, num_frames: int,
-                  frame_step: int, device: torch.device, batch_size: int = 16,
-                  sources: list[str] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iter_features(model: torch.nn.Module, paths: list[str], split: str, spec: ViewSpec, *, device: torch.device,
+                  batch_size: int = 16, sources: list[str] | None = None, options: storage.Options = None
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(features (b, C), labels (b,)) over a split's labeled clips, centre view, pooled encoder features."""
     clips, labels = [], []
 
@@ -89,11 +104,10 @@ def iter_features(model: torch.nn.Module, paths: list[str], split: str, img_size
 
     with torch.no_grad():
         for path in paths:
-            for row in iter_clips(path, split=split):
+            for row in iter_clips(path, split=split, options=options):
                 if row["label"] is None or (sources and row["source"] not in sources):
                     continue
-                pixels = decode_jpegs(select_frames(row["frames"], num_frames, frame_step))
-                clips.append(eval_clip(pixels, img_size))
+                clips.append(eval_clip(spec.frames(row["frames"]), spec.img_size))
                 labels.append(int(row["label"]))
                 if len(clips) == batch_size:
                     yield flush()

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from videomae import storage
+
 log = logging.getLogger("trainer")
 
 
@@ -45,8 +47,8 @@ class MetricsSink:
         self.total_steps = total_steps
         self._t0 = time.perf_counter()
         self._first_step: int | None = None
-        local = "://" not in run_dir or run_dir.startswith("file://")
-        root = Path(run_dir.removeprefix("file://")) if local else Path(os.path.expanduser("~/videomae_runs_local"))
+        local = storage.is_local(run_dir)
+        root = storage.local_path(run_dir) if local else Path(os.path.expanduser("~/videomae_runs_local"))
         root.mkdir(parents=True, exist_ok=True)
         self.jsonl = root / "metrics.jsonl"
         self.writer = None
@@ -93,7 +95,7 @@ def _duration(seconds: float) -> str:
 
 def read_metrics(run_dir: str, split: str = "train") -> list[dict]:
     """Every logged row of a run (all attempts), in order."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = storage.local_path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from videomae.shards import _fs_and_path, clip_files
+from videomae import storage
+from videomae.shards import clip_files
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,17 @@ class ShardIndex:
 
     paths: list[str]
     chunks: list[list[Chunk]] = field(default_factory=list)  # per dataset
+    options: dict = field(default_factory=dict)  # storage options of the datasets' filesystem
 
     @classmethod
     def build(cls, paths: list[str], split: str | None, sources: list[str] | None = None,
-              labeled: bool = False) -> ShardIndex:
+              labeled: bool = False, options: storage.Options = None) -> ShardIndex:
         """Chunks of the rows in `split` (all splits: None), from `sources` (all: None), with a label if `labeled`."""
-        index = cls(paths=list(paths))
+        index = cls(paths=list(paths), options=dict(options or {}))
         for i, path in enumerate(paths):
-            fs, _ = _fs_and_path(path)
             found = []
-            for f in clip_files(path):
-                with fs.open(f, "rb") as fh:
+            for f in clip_files(path, options):
+                with storage.open_file(f, "rb", options) as fh:
                     pf = pq.ParquetFile(fh)
                     for rg in range(pf.num_row_groups):
                         t = pf.read_row_group(rg, columns=["split", "source", "label", "video_id"])

@@ -8,6 +8,7 @@ from trainer_testlib import REPO, recipe
 
 import videomae
 from trainer import evaluate, postpretrain
+from trainer.classes import label_space
 from trainer.config import load_config
 from videomae.model import VideoMAEClassifier
 
@@ -41,7 +42,7 @@ def test_postpretrain_learns_the_motion_classes(pretrained, sample_shards, tmp_p
     ft = load_config("postpretrain", REPO / "configs/postpretrain/tiny.yaml",
                      [f"data.path={sample_shards}", "model.preset=nano", f"model.init_from={cfg.run.run_dir}/model",
                       "target_source=motion_a"])
-    info = postpretrain.label_space(ft)
+    info = label_space(ft)
     head = postpretrain.build_classifier(ft, info["num_classes"], info["to_merged"])
     assert head.cfg.num_classes == 6
     assert torch.equal(head.head.weight, clf.head.weight[torch.tensor(info["to_merged"])])

@@ -14,6 +14,7 @@ from trainer_testlib import TINY, recipe
 import videomae
 from trainer import pretrain
 from trainer.checkpointing import latest_checkpoint_dir
+from trainer.loop import FAIL_MARKER
 from trainer.metrics import read_metrics
 from videomae.model import VideoMAEPretrain
 
@@ -55,7 +56,7 @@ def test_killed_worker_resumes_from_checkpoint(ray_session, sample_shards, tmp_p
     cfg = recipe("pretrain", TINY, sample_shards, tmp_path, "killed", "optim.max_steps=25", "run.log_every=5",
                  "run.checkpoint_every=10", "run.max_failures=2", "debug.fail_at_step=15")
     result = pretrain.main(cfg=cfg)
-    assert (tmp_path / "killed" / pretrain.FAIL_MARKER).exists()  # it really died once
+    assert (tmp_path / "killed" / FAIL_MARKER).exists()  # it really died once
     m = result.metrics
     assert m["step"] == 25 and m["samples_seen"] == 25 * cfg.global_batch
     assert m["attempt_start_step"] in (10, 20)  # restored from a checkpoint, not restarted from 0

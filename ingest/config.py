@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from videomae import storage
 from videomae.configfile import ConfigError, apply_override, load_typed  # noqa: F401 (re-exported)
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """What a source's `kind` means to the steps; the one place source kinds are declared."""
+
+    labeled: bool  # rows carry a label (manifests only); a row without one is rejected; names merge into labels.json
+    survivor_rank: int  # dedupe: among copies in the same split, the lower rank is kept (ingest/dedupe.py)
+
+
+SOURCE_KINDS = {
+    "unlabeled": SourceKind(labeled=False, survivor_rank=1),
+    "labeled": SourceKind(labeled=True, survivor_rank=0),
+}
+SourceKindName = Literal[tuple(SOURCE_KINDS)]
 
 
 class _Strict(BaseModel):
@@ -26,8 +43,8 @@ class Source(_Strict):
     """One input source: a directory/glob of videos, or a CSV/JSONL manifest with columns uri, label, split."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["unlabeled", "labeled"]
-    path: str
+    kind: SourceKindName
+    path: str  # relative paths resolve against the config's `root`
     # Frame stride for this source; the reference uses 2 for SSv2-like (fast motion) sources and 4 otherwise.
     stride: int | None = Field(default=None, ge=1)
     clips_per_video: int | None = Field(default=None, ge=1)
@@ -39,6 +56,12 @@ class Source(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     # Directory and glob sources: file extensions to list (empty = every file). Non-videos that pass are rejected.
     extensions: list[str] = Field(default_factory=list)
+    # Options of this source's filesystem (credentials, endpoint: fsspec's storage_options).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def labeled(self) -> bool:
+        return SOURCE_KINDS[self.kind].labeled
 
 
 class Clips(_Strict):
@@ -81,6 +104,10 @@ class RayOptions(_Strict):
 
 class IngestConfig(_Strict):
     output: str
+    # Options of the output's filesystem (credentials, endpoint: fsspec's storage_options).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    # Where relative `sources[].path`s live (a directory or URI); None: the directory the command runs in.
+    root: str | None = None
     sources: list[Source] = Field(min_length=1)
     clips: Clips = Field(default_factory=Clips)
     dedupe: Dedupe = Field(default_factory=Dedupe)
@@ -104,6 +131,10 @@ class IngestConfig(_Strict):
             if s.name == name:
                 return s
         raise KeyError(f"no source named {name!r}; have {[s.name for s in self.sources]}")
+
+    def path_of(self, source: Source) -> str:
+        """The source's path, resolved against `root`."""
+        return storage.resolve(self.root or "", source.path)
 
     @property
     def digest(self) -> str:

@@ -10,8 +10,8 @@ Stages, all over the fingerprinted records (plain numpy, no Ray):
 3. verification: the full signature distance (best time offset and crop shift) below `threshold`;
 4. survivors, by one stated rule applied greedily in priority order (no transitive chaining, so every
    dropped copy is within `threshold` of the video it is recorded against):
-       eval split (val/test) over train, labeled over unlabeled, more pixels, earlier source in the config,
-       then uri;
+       eval split (val/test) over train, then the source kind's `survivor_rank` (labeled over unlabeled),
+       more pixels, earlier source in the config, then uri;
 5. leaks: a train video that duplicates any eval video is dropped, even if that eval video was itself
    dropped as a copy of another one (its kept id then names the eval survivor).
 """
@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ingest import signature
-from ingest.config import Dedupe
+from ingest.config import SOURCE_KINDS, Dedupe
 from ingest.records import VideoRecord
+from ingest.step import Context, Records
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def priority_key(rec: VideoRecord) -> tuple:
     """Lower sorts first = kept first. See the module docstring for the rule."""
     return (
         0 if rec.split in EVAL_SPLITS else 1,
-        0 if rec.kind == "labeled" else 1,
+        SOURCE_KINDS[rec.kind].survivor_rank,
         -(rec.width * rec.height),
         rec.source_index,
         rec.uri,
@@ -210,3 +211,18 @@ def find_duplicates(records: list[VideoRecord], cfg: Dedupe) -> DedupeResult:
     stats.update({"exact": exact, "near": len(dups) - exact, "leaks": leaks})
     dups.sort(key=lambda row: row["video_id"])
     return DedupeResult(sorted(kept), dups, stats)
+
+
+def dedupe_step(records: Records, ctx: Context) -> Records:
+    """Step dedupe: every ok record is kept or marked the duplicate of a kept one (`duplicate_of`, kind, distance)."""
+    ok = [r for r in records if r.ok]
+    result = find_duplicates(ok, ctx.cfg.dedupe)
+    by_id = {r.video_id: r for r in ok}
+    for row in result.duplicates:
+        rec = by_id[row["video_id"]]
+        rec.duplicate_of, rec.duplicate_kind = row["kept_video_id"], row["kind"]
+        rec.duplicate_distance = row["distance"]
+    s = ctx.facts["dedupe"] = result.stats
+    log.info("dedupe: %d ok -> %d kept, %d exact, %d near (%d train/val leaks); %d candidate pairs", len(ok),
+             len(result.kept), s.get("exact", 0), s.get("near", 0), s.get("leaks", 0), s.get("candidates", 0))
+    return records

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ingest.config import IngestConfig
+from ingest.config import SOURCE_KINDS, IngestConfig
 from ingest.records import VideoRecord
+from ingest.step import Context, Records
 
 _SEP = re.compile(r"[\s_\-]+")
 
@@ -47,9 +48,9 @@ def merge_labels(records: list[VideoRecord], cfg: IngestConfig) -> LabelSpace:
     Every record of a labeled source counts, kept or not, so the class list does not depend on which copy of
     a duplicated video survived (and reruns after adding inputs keep indices where names stay the same).
     """
-    local: dict[str, set[str]] = {s.name: set() for s in cfg.sources if s.kind == "labeled"}
+    local: dict[str, set[str]] = {s.name: set() for s in cfg.sources if s.labeled}
     for r in records:
-        if r.kind == "labeled" and r.label_name is not None:
+        if SOURCE_KINDS[r.kind].labeled and r.label_name is not None:
             local[r.source].add(r.label_name)
     aliases = {s.name: s.aliases for s in cfg.sources}
     names = sorted({merged_name(n, aliases[src]) for src, ns in local.items() for n in ns})
@@ -62,6 +63,12 @@ def merge_labels(records: list[VideoRecord], cfg: IngestConfig) -> LabelSpace:
             "to_merged": [position[merged_name(n, aliases[src])] for n in classes],
         }
     for r in records:
-        if r.kind == "labeled" and r.label_name is not None:
+        if SOURCE_KINDS[r.kind].labeled and r.label_name is not None:
             r.label = position[merged_name(r.label_name, aliases[r.source])]
     return space
+
+
+def label_step(records: Records, ctx: Context) -> Records:
+    """Step labels: the merged space (for labels.json) and every labeled record's merged index."""
+    ctx.facts["labels"] = merge_labels(records, ctx.cfg)
+    return records

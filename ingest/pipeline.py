@@ -1,31 +1,28 @@
-"""The ingest steps as a Ray Data graph (the only module that imports Ray).
+"""The Ray Data runner: `ingest.steps.STEPS` as a Ray Data graph (the only ingest module that imports Ray).
 
-    list (driver) -> from_items -> map(probe) -> map(fingerprint) -> [driver: labels, dedupe, plan parts]
-                  -> from_items(parts) -> map(write_part: sample clips, decode, resize, JPEG, write parquet)
-                  -> [driver: tables, labels.json, manifest.json]
+    list (driver) -> probe+fingerprint (tasks) -> labels, dedupe, parts (driver) -> clips (one task per part)
+                  -> tables (driver)
 
-Per-video work runs as plain Ray tasks (function UDFs, the default task pool), so nothing holds CPUs between
-stages: on a small machine an actor pool beside a running trainer can deadlock. The driver-side stages hold
-only metadata and signatures (about 3 KB per video), never frames.
+`ingest.steps.walk` decides what runs where; this module only maps groups of records over Ray tasks: the records
+travel as they are (pickled), with the validated config beside them, never as dicts or JSON. Per-video work runs as
+plain Ray tasks (function UDFs, the default task pool), so nothing holds CPUs between stages: on a small machine an
+actor pool beside a running trainer can deadlock. The driver holds only metadata and signatures (about 3 KB per
+video), never frames.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
+import numpy as np
 import ray
 
-from ingest import assemble
 from ingest.config import IngestConfig
-from ingest.records import VideoRecord
-from ingest.steps import write
-from ingest.steps.fingerprint import fingerprint_record
-from ingest.steps.listing import list_inputs
-from ingest.steps.probe import probe_record
+from ingest.step import Context, Records
+from ingest.steps import walk
 
 log = logging.getLogger(__name__)
 
@@ -42,77 +39,42 @@ def init_ray(cfg: IngestConfig) -> None:
     log.info("ray: %s CPUs", ray.cluster_resources().get("CPU"))
 
 
-def _blocks(n: int, cfg: IngestConfig) -> int:
+def _blocks(cfg: IngestConfig) -> int:
     if cfg.ray.blocks:
-        return max(1, min(n, cfg.ray.blocks))
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, min(n, 4 * cpus))  # a few blocks per CPU: balance without per-row task overhead
+        return cfg.ray.blocks
+    return 4 * int(ray.cluster_resources().get("CPU", 1))  # a few blocks per CPU: balance without per-row overhead
 
 
-def _with_progress(rows: Iterable[dict], total: int, stage: str) -> list[dict]:
-    """Drain a dataset, logging how far it got about every 10% (and at the end)."""
-    out, step, last = [], max(1, total // 10), time.time()
-    for row in rows:
-        out.append(row)
-        if len(out) % step == 0 or len(out) == total or time.time() - last > 30:
-            log.info("%s: %d/%d", stage, len(out), total)
-            last = time.time()
+def _objects(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)  # numpy would unpack lists into a 2-D array
+    out[:] = items
     return out
 
 
-def _record_step(step: Callable[[VideoRecord, IngestConfig], VideoRecord], cfg_json: str) -> Callable[[dict], dict]:
-    # The config travels as JSON: a pydantic model is picklable, but JSON keeps the task payload small and plain.
-    def fn(row: dict) -> dict:
-        cfg = IngestConfig.model_validate_json(cfg_json)
-        return step(VideoRecord.from_row(row), cfg).to_row()
+def _map_groups(name: str, run: Callable[[Records, Context], Records], groups: list[Records], ctx: Context
+                ) -> list[Records]:
+    """`run` over every group as Ray tasks (one group per row); the groups' records back, logging progress."""
+    def task(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"records": _objects([run(list(g), ctx) for g in batch["records"]])}
 
-    return fn
-
-
-def _part_step(cfg_json: str) -> Callable[[dict], dict]:
-    def fn(row: dict) -> dict:
-        cfg = IngestConfig.model_validate_json(cfg_json)
-        records = [VideoRecord.from_row(r) for r in json.loads(row["records"])]
-        return {"result": json.dumps(write.write_part(int(row["part"]), records, cfg))}
-
-    return fn
-
-
-def _part_row(index: int, part: list[VideoRecord]) -> dict:
-    # Signatures are not needed to cut clips; leaving them out keeps the task payload small.
-    rows = [{k: v for k, v in r.to_row().items() if k != "signature"} for r in part]
-    return {"part": index, "records": json.dumps(rows)}
+    ds = ray.data.from_items([{"records": g} for g in groups], override_num_blocks=len(groups))
+    ds = ds.map_batches(task, batch_size=1, batch_format="numpy")
+    total, done, last = sum(len(g) for g in groups), [], time.time()
+    for i, row in enumerate(ds.iter_rows(), start=1):
+        done.append(list(row["records"]))
+        if i % max(1, len(groups) // 10) == 0 or i == len(groups) or time.time() - last > 30:
+            log.info("%s: %d/%d", name, sum(len(g) for g in done), total)
+            last = time.time()
+    reused = sum(1 for g in done if g and g[0].part_reused)
+    if reused:
+        log.info("%s: %d of %d parts already complete from an earlier run, kept as they are", name, reused, len(done))
+    return done
 
 
 def run(cfg: IngestConfig) -> dict:
     """Run the whole ingest on Ray; returns the manifest (its "counts" are the per-source summary)."""
     started = time.time()
     init_ray(cfg)
-    cfg_json = cfg.model_dump_json()
-    records = list_inputs(cfg)
-    todo = [r for r in records if r.ok]
-    done = [r for r in records if not r.ok]  # rejected while listing (labeled rows without labels)
-    log.info("list: %d inputs, %d to probe", len(records), len(todo))
-    if todo:
-        ds = ray.data.from_items([r.to_row() for r in todo], override_num_blocks=_blocks(len(todo), cfg))
-        ds = ds.map(_record_step(probe_record, cfg_json)).map(_record_step(fingerprint_record, cfg_json))
-        rows = _with_progress(ds.iter_rows(), len(todo), "probe+fingerprint")
-        done += [VideoRecord.from_row(r) for r in rows]
-    # Back in listing order, so everything downstream sees the same sequence whatever order Ray finished in.
-    order = {(r.source, r.key): i for i, r in enumerate(records)}
-    done.sort(key=lambda r: order[(r.source, r.key)])
-    plan = assemble.prepare(done, cfg)
-    results = []
-    if plan.parts:
-        items = [_part_row(i, p) for i, p in enumerate(plan.parts)]
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map(_part_step(cfg_json))
-        results = [json.loads(r["result"]) for r in _with_progress(ds.iter_rows(), len(items), "clips")]
-        results.sort(key=lambda r: r["part"])
-        skipped = sum(r["skipped"] for r in results)
-        if skipped:
-            log.info(
-                "clips: %d of %d parts already complete from an earlier run, kept as they are", skipped, len(items)
-            )
-    manifest = assemble.finalize(plan, results, cfg, started)
+    manifest = walk(Context(cfg, started=started), _map_groups, video_groups=_blocks(cfg))
     log.info("done in %.1f s: %s", time.time() - started, cfg.output)
     return manifest

@@ -1,9 +1,10 @@
 """The one record type every ingest step takes and returns.
 
-A `VideoRecord` is born in listing (uri, source, split, label name), gains probe facts, then a fingerprint.
-A step that cannot go on sets `reason` (one of REASONS) and `detail`; later steps pass rejected records
-through untouched, so every input reaches the end in exactly one place (kept, duplicate or rejected).
-Records cross Ray as plain dicts (`to_row` / `from_row`).
+A `VideoRecord` is born in listing (uri, source, split, label name), gains probe facts, a fingerprint, its merged
+label, its fate in dedupe (kept, with a part to be written in, or the duplicate of a kept video) and its clip count.
+A step that cannot go on sets `reason` (one of REASONS) and `detail`; later steps pass rejected records through
+untouched, so every input reaches the end in exactly one place (kept, duplicate or rejected). Records cross Ray as
+they are (pickled), never as dicts.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class VideoRecord:
     # fingerprint
     sha256: str = ""
     signature: bytes = b""
+    # dedupe: the kept video this one copies, or the part a kept video is written in
+    duplicate_of: str | None = None
+    duplicate_kind: str = ""  # exact | near
+    duplicate_distance: float = 0.0
+    part: int | None = None
+    # clips: how many were written, and whether an earlier run had written its part already
+    clips: int = 0
+    part_reused: bool = False
     # outcome
     reason: str | None = None
     detail: str = ""
@@ -77,26 +86,14 @@ class VideoRecord:
         self.detail = detail[:500]
         return self
 
+    @property
+    def kept(self) -> bool:
+        return self.ok and self.duplicate_of is None
+
     def to_row(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_row(cls, row: dict) -> VideoRecord:
         names = {f.name for f in fields(cls)}
-        data = {k: v for k, v in row.items() if k in names}
-        # Ray/Arrow may hand back numpy scalars or None for empty strings; normalise the few that matter.
-        if data.get("signature") is None:
-            data["signature"] = b""
-        data["signature"] = bytes(data["signature"])
-        for k in ("size_bytes", "num_frames", "width", "height", "source_index"):
-            if data.get(k) is not None:
-                data[k] = int(data[k])
-        for k in ("duration_s", "fps"):
-            if data.get(k) is not None:
-                data[k] = float(data[k])
-        if data.get("label") is not None:
-            data["label"] = int(data["label"])
-        for k in ("detail", "codec", "sha256"):
-            if data.get(k) is None:
-                data[k] = ""
-        return cls(**data)
+        return cls(**{k: v for k, v in row.items() if k in names})

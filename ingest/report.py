@@ -8,13 +8,7 @@ from collections import Counter
 from ingest.records import REASONS, VideoRecord
 
 
-def count_outcomes(
-    records: list[VideoRecord],
-    kept: set[str],
-    duplicates: set[str],
-    clips_per_video: dict[str, int],
-    sources: list[str],
-) -> dict:
+def count_outcomes(records: list[VideoRecord], sources: list[str]) -> dict:
     """{source: {seen, kept, duplicates, rejected: {reason: n}, clips, hours}} plus "total"."""
     out = {s: {"seen": 0, "kept": 0, "duplicates": 0, "rejected": {}, "clips": 0, "hours": 0.0} for s in sources}
     for r in records:
@@ -22,14 +16,12 @@ def count_outcomes(
         row["seen"] += 1
         if not r.ok:
             row["rejected"][r.reason] = row["rejected"].get(r.reason, 0) + 1
-        elif r.video_id in duplicates:
+        elif not r.kept:
             row["duplicates"] += 1
-        elif r.video_id in kept:
+        else:
             row["kept"] += 1
-            row["clips"] += clips_per_video.get(r.video_id, 0)
+            row["clips"] += r.clips
             row["hours"] += r.duration_s / 3600.0
-        else:  # a bug, not an input problem: every record must land somewhere
-            raise AssertionError(f"{r.uri} ({r.video_id}) is neither kept, duplicate nor rejected")
     total = {"seen": 0, "kept": 0, "duplicates": 0, "rejected": Counter(), "clips": 0, "hours": 0.0}
     for row in out.values():
         row["hours"] = round(row["hours"], 6)

@@ -1,4 +1,5 @@
-"""Step 5, clips: choose clip starts, decode their frames once per video, resize the short side, JPEG-encode.
+"""The clips of one video (for the clips step, ingest/steps/write.py): choose clip starts, decode their frames once
+per video, resize the short side, JPEG-encode.
 
 Starts are evenly spread over the frames a clip can start at, so they depend only on (num_frames, stride,
 count): the same video always yields the same clips, and clip ids follow from (video_id, start, stride).
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest import storage
 from ingest.config import IngestConfig
 from ingest.records import VideoRecord, make_clip_id
 from ingest.steps.probe import clip_span
-from videomae import video
+from videomae import storage, video
 
 
 def clips_for(rec: VideoRecord, cfg: IngestConfig) -> int:
@@ -41,7 +41,7 @@ def make_clips(rec: VideoRecord, cfg: IngestConfig) -> list[dict]:
     t = cfg.clips.num_frames
     starts = clip_starts(rec.num_frames, clip_span(t, stride), clips_for(rec, cfg))
     wanted = sorted({i for s in starts for i in video.clip_indices(start=s, clip_len=t, stride=stride)})
-    with storage.local_file(rec.uri) as local:
+    with storage.local_file(rec.uri, cfg.source(rec.source).storage_options) as local:
         frames = video.decode_frames(local, wanted, backend=cfg.decode_backend)  # (len(wanted), H, W, 3)
     frames = video.resize_short_side(frames, cfg.clips.short_side)
     jpegs = {i: video.encode_jpeg(f, cfg.clips.jpeg_quality) for i, f in zip(wanted, frames, strict=True)}

@@ -1,4 +1,4 @@
-"""Step 3, fingerprint: sha256 of the bytes and the perceptual signature (ingest/signature.py).
+"""Step fingerprint: sha256 of the bytes and the perceptual signature (ingest/signature.py).
 
 The frames for the signature are decoded here together with the last frame, so a file that probes fine but
 is cut short (truncated mid-stream) is caught before it can be kept: reason `decode_error`.
@@ -6,10 +6,10 @@ is cut short (truncated mid-stream) is caught before it can be kept: reason `dec
 
 from __future__ import annotations
 
-from ingest import signature, storage
+from ingest import signature
 from ingest.config import IngestConfig
 from ingest.records import DECODE_ERROR, VideoRecord
-from videomae import video
+from videomae import storage, video
 
 
 def fingerprint_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
@@ -20,7 +20,7 @@ def fingerprint_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
     indices = video.frame_indices_at_times(times, rec.fps, rec.num_frames) or [0]
     last = rec.num_frames - 1
     try:
-        with storage.local_file(rec.uri) as local:
+        with storage.local_file(rec.uri, cfg.source(rec.source).storage_options) as local:
             rec.sha256 = storage.sha256_file(local)
             frames = video.decode_frames(local, [*indices, last], backend=cfg.decode_backend)
     except video.VideoError as e:

@@ -1,11 +1,10 @@
-"""Step 2, probe: existence, size, and ffprobe facts (streams, duration, fps, frame count, codec, size)."""
+"""Step probe: existence, size, and ffprobe facts (streams, duration, fps, frame count, codec, size)."""
 
 from __future__ import annotations
 
-from ingest import storage
 from ingest.config import IngestConfig
 from ingest.records import EMPTY, MISSING, TOO_SHORT, UNREADABLE, VideoRecord
-from videomae import video
+from videomae import storage, video
 
 
 def clip_span(num_frames: int, stride: int) -> int:
@@ -16,17 +15,17 @@ def clip_span(num_frames: int, stride: int) -> int:
 def probe_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
     if not rec.ok:
         return rec
-    fs, path = storage.filesystem(rec.uri)
+    options = cfg.source(rec.source).storage_options
     try:
-        if not fs.isfile(path):
+        if not storage.is_file(rec.uri, options):
             return rec.reject(MISSING, rec.uri)
-        rec.size_bytes = int(fs.size(path))
+        rec.size_bytes = storage.size(rec.uri, options)
     except OSError as e:
         return rec.reject(MISSING, str(e))
     if rec.size_bytes == 0:
         return rec.reject(EMPTY, "0 bytes")
     try:
-        with storage.local_file(rec.uri) as local:
+        with storage.local_file(rec.uri, options) as local:
             info = video.probe(local)
     except video.VideoError as e:
         return rec.reject(e.reason, e.detail)

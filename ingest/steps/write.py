@@ -1,4 +1,5 @@
-"""Step 6, write: clip parts, then videos/duplicates/rejects tables, labels.json and manifest.json.
+"""Steps parts and clips: the kept videos, split into parts, each part's clips written as clips/part-NNNNN.parquet;
+and the writers of the tables and JSON files (the tables step, ingest/steps/tables.py, uses them).
 
 Parts are resumable: each clips/part-NNNNN.parquet carries in its metadata the config digest, a digest of
 the video ids it holds and the rejects it produced. A rerun skips a part whose metadata matches, so an
@@ -16,11 +17,11 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest import storage
 from ingest.config import IngestConfig
 from ingest.records import DECODE_ERROR, VideoRecord
+from ingest.step import Context, Records
 from ingest.steps.clips import make_clips
-from videomae import shards, video
+from videomae import shards, storage, video
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,11 @@ def _table_bytes(table: pa.Table, metadata: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def read_part_meta(uri: str) -> dict | None:
-    fs, path = storage.filesystem(uri)
-    if not fs.exists(path):
+def read_part_meta(uri: str, options: storage.Options = None) -> dict | None:
+    if not storage.exists(uri, options):
         return None
     try:
-        with fs.open(path, "rb") as f:
+        with storage.open_file(uri, "rb", options) as f:
             meta = pq.read_schema(f).metadata or {}
         return json.loads(meta[META_KEY]) if META_KEY in meta else None
     except Exception:  # a torn or foreign file: treat as absent and rewrite
@@ -62,7 +62,7 @@ def write_part(index: int, records: list[VideoRecord], cfg: IngestConfig) -> dic
     """Decode and write one part. Returns {"part", "clips", "clips_per_video", "rejects", "skipped"}."""
     uri = part_uri(cfg.output, index)
     expect = {"digest": cfg.digest, "videos": _videos_digest(records)}
-    meta = read_part_meta(uri)
+    meta = read_part_meta(uri, cfg.storage_options)
     if meta and all(meta.get(k) == v for k, v in expect.items()):
         return {**meta["result"], "skipped": True}
     rows, rejects, per_video = [], [], {}
@@ -77,25 +77,50 @@ def write_part(index: int, records: list[VideoRecord], cfg: IngestConfig) -> dic
     rows.sort(key=lambda r: r["clip_id"])
     table = pa.Table.from_pylist(rows, schema=shards.CLIPS_SCHEMA)
     result = {"part": index, "clips": len(rows), "clips_per_video": per_video, "rejects": rejects}
-    storage.write_bytes_atomic(uri, _table_bytes(table, {**expect, "result": result}))
+    storage.write_bytes(uri, _table_bytes(table, {**expect, "result": result}), cfg.storage_options)
     return {**result, "skipped": False}
 
 
-def remove_stale_parts(output: str, num_parts: int) -> int:
+def parts_step(records: Records, ctx: Context) -> Records:
+    """The kept videos in video_id order, `ray.videos_per_part` to a part (one task each): `rec.part`."""
+    kept = sorted((r for r in records if r.kept), key=lambda r: r.video_id)
+    n = ctx.cfg.ray.videos_per_part
+    for i, rec in enumerate(kept):
+        rec.part = i // n
+    ctx.facts["num_parts"] = -(-len(kept) // n)
+    return records
+
+
+def clips_step(records: Records, ctx: Context) -> Records:
+    """Write one part (the records that share `part`); each record gains its clip count or a decode_error."""
+    result = write_part(records[0].part, records, ctx.cfg)
+    failed = {r["video_id"]: r["detail"] for r in result["rejects"]}
+    for rec in records:
+        if rec.video_id in failed:
+            rec.reject(DECODE_ERROR, failed[rec.video_id])
+        else:
+            rec.clips = result["clips_per_video"][rec.video_id]
+        rec.part_reused = result["skipped"]
+    return records
+
+
+def remove_stale_parts(output: str, num_parts: int, options: storage.Options = None) -> int:
     """Delete parts beyond the current plan (left by an earlier run over more inputs)."""
-    fs, path = storage.filesystem(storage.join(output, "clips"))
-    if not fs.exists(path):
+    clips = storage.join(output, "clips")
+    if not storage.exists(clips, options):
         return 0
-    stale = [p for p in fs.glob(f"{path}/part-*.parquet") if int(p.rsplit("-", 1)[1].split(".")[0]) >= num_parts]
+    stale = [p for p in storage.glob(f"{clips}/part-*.parquet", options)
+             if int(p.rsplit("-", 1)[1].split(".")[0]) >= num_parts]
     for p in stale:
-        fs.rm(p)
+        storage.remove(p, options)
     return len(stale)
 
 
-def write_table(output: str, name: str, rows: list[dict], schema: pa.Schema) -> None:
+def write_table(cfg: IngestConfig, name: str, rows: list[dict], schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=schema)
-    storage.write_bytes_atomic(storage.join(output, name), _table_bytes(table))
+    storage.write_bytes(storage.join(cfg.output, name), _table_bytes(table), cfg.storage_options)
 
 
-def write_json(output: str, name: str, payload: dict) -> None:
-    storage.write_bytes_atomic(storage.join(output, name), json.dumps(payload, indent=2, sort_keys=True).encode())
+def write_json(cfg: IngestConfig, name: str, payload: dict) -> None:
+    data = json.dumps(payload, indent=2, sort_keys=True).encode()
+    storage.write_bytes(storage.join(cfg.output, name), data, cfg.storage_options)

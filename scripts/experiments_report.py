@@ -40,7 +40,7 @@ def _val_clips(path: str, limit: int) -> list[dict]:
 def _clip_tensor(row: dict, num_frames: int, img_size: int):
     from trainer.data import select_frames
     from videomae.transforms import eval_clip
-    from videomae.video import decode_jpegs
+    from videomae.video.frames import decode_jpegs
 
     return eval_clip(decode_jpegs(select_frames(row["frames"], num_frames, 1)), img_size)[None]  # (1, 3, T, S, S)
 

@@ -30,7 +30,7 @@ from trainer.plan import EpochPlan
 from videomae import storage
 from videomae.augment import train_clip
 from videomae.masks import MaskingConfig, sample_masks
-from videomae.video import decode_jpegs
+from videomae.video.frames import decode_jpegs
 
 log = logging.getLogger(__name__)
 

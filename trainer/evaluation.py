@@ -22,7 +22,7 @@ from videomae import storage
 from videomae.augment import spatial_crops
 from videomae.shards import iter_clips
 from videomae.transforms import eval_clip
-from videomae.video import decode_jpegs
+from videomae.video.frames import decode_jpegs
 
 
 @dataclass(frozen=True)

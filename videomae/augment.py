@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videomae.transforms import normalize, resize_short_side, to_tensor
+from videomae.transforms import normalize, resize_clip_short_side, to_tensor
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -111,7 +111,7 @@ def train_clip(frames: np.ndarray, size: int, rng: np.random.Generator, scales: 
 def spatial_crops(frames: np.ndarray, size: int, num_crops: int) -> list[torch.Tensor]:
     """Multi-view test crops: short side -> size, then 1 (centre) or 3 (start, centre, end of the long side) crops
     of size x size, each normalised (3, T, size, size). The reference's test loader does the same with test_num_crop."""
-    clip = resize_short_side(to_tensor(frames), size)  # (3, T, H', W')
+    clip = resize_clip_short_side(to_tensor(frames), size)  # (3, T, H', W')
     _, _, h, w = clip.shape
     long = max(h, w)
     starts = [(long - size) // 2] if num_crops == 1 else [0, (long - size) // 2, long - size]

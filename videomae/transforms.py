@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from videomae.targets import IMAGENET_MEAN, IMAGENET_STD
 
-# The one definition of a clip's frame indices lives next to the decoder (keyword-only; clamps to the last frame
+# The one definition of a clip's frame indices lives in videomae/video/frames.py (keyword-only; clamps to the last frame
 # only when total_frames is given); re-exported here, where the API and tests used to find it.
-from videomae.video import clip_indices as clip_indices
+from videomae.video.frames import clip_indices as clip_indices
 
 
 def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ def to_uint8_frames(clip: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 3, 0).cpu().numpy()
 
 
-def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+def resize_clip_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
     """(3, T, H, W) -> short side = size, aspect kept (bilinear, antialiased when shrinking)."""
     _, _, h, w = clip.shape
     if min(h, w) == size:
@@ -75,7 +75,7 @@ def eval_clip(frames: np.ndarray | torch.Tensor, img_size: int) -> torch.Tensor:
     crops = []
     for i in range(len(x)):
         frame = x[i : i + 1].permute(3, 0, 1, 2).contiguous().float().div_(255.0)  # (3, 1, H, W), as to_tensor
-        crops.append(center_crop(resize_short_side(frame, img_size), img_size))  # (3, 1, S, S)
+        crops.append(center_crop(resize_clip_short_side(frame, img_size), img_size))  # (3, 1, S, S)
     return normalize(torch.cat(crops, dim=1))  # (3, T, S, S)
 
 

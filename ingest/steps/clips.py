@@ -43,7 +43,7 @@ def make_clips(rec: VideoRecord, cfg: IngestConfig) -> list[dict]:
     wanted = sorted({i for s in starts for i in video.clip_indices(start=s, clip_len=t, stride=stride)})
     with storage.local_file(rec.uri, cfg.source(rec.source).storage_options) as local:
         frames = video.decode_frames(local, wanted, backend=cfg.decode_backend)  # (len(wanted), H, W, 3)
-    frames = video.resize_short_side(frames, cfg.clips.short_side)
+    frames = video.resize_frames_short_side(frames, cfg.clips.short_side)
     jpegs = {i: video.encode_jpeg(f, cfg.clips.jpeg_quality) for i, f in zip(wanted, frames, strict=True)}
     h, w = frames.shape[1:3]
     return [

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from videomae import video
+from videomae.video import decoding
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_probe_rejects_with_reason(tmp_path):
     assert e.value.reason == "no_video_stream"
 
 
-@pytest.mark.skipif(video.decord is None, reason="decord ships x86_64 wheels only; PyAV is tested instead")
+@pytest.mark.skipif(decoding.decord is None, reason="decord ships x86_64 wheels only; PyAV is tested instead")
 def test_decord_and_pyav_agree(clip):
     idx = [0, 7, 7, 19, 3]
     a = video.decode_frames(clip, idx, backend="decord")
@@ -65,10 +66,10 @@ def test_count_frames_and_index_helpers(clip):
 
 def test_resize_short_side_and_jpeg_round_trip():
     frames = np.random.default_rng(0).integers(0, 255, (2, 90, 160, 3), np.uint8)
-    out = video.resize_short_side(frames, 64)
+    out = video.resize_frames_short_side(frames, 64)
     assert out.shape == (2, 64, 114, 3)
-    assert video.resize_short_side(frames[0], 45).shape == (45, 80, 3)
-    assert video.resize_short_side(frames.transpose(0, 2, 1, 3), 64).shape == (2, 114, 64, 3)
+    assert video.resize_frames_short_side(frames[0], 45).shape == (45, 80, 3)
+    assert video.resize_frames_short_side(frames.transpose(0, 2, 1, 3), 64).shape == (2, 114, 64, 3)
     smooth = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
     data = video.encode_jpeg(smooth, 95)
     assert data == video.encode_jpeg(smooth, 95)  # reproducible bytes

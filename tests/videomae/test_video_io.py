@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from videomae import video
-from videomae.transforms import center_crop, eval_clip, normalize, resize_short_side, to_tensor
+from videomae.transforms import center_crop, eval_clip, normalize, resize_clip_short_side, to_tensor
+from videomae.video import probing, safety
 
 
 def ffmpeg(*args: str) -> None:
@@ -82,10 +83,10 @@ def test_demuxer_allow_list_alone_refuses_hls(files):
     playlist = files["hls"].with_name("list.m3u8")
     playlist.write_bytes(files["hls"].read_bytes())
     with pytest.raises(video.VideoError, match="not an allowed video container"):
-        with video._open_av(str(playlist)):
+        with safety.open_av(str(playlist)):
             pass
     with pytest.raises(video.VideoError, match="not an allowed video container"):
-        video._probe_ffprobe(str(playlist), count_packets=False)
+        probing._probe_ffprobe(str(playlist), count_packets=False)
 
 
 def test_paths_are_file_names_not_protocols(files, tmp_path, monkeypatch):
@@ -184,7 +185,7 @@ def test_clip_indices_one_definition():
 
 def _whole_clip_eval(frames: np.ndarray, size: int) -> torch.Tensor:
     """The previous eval_clip: the whole clip to float at full resolution, then resize, crop, normalise."""
-    return normalize(center_crop(resize_short_side(to_tensor(frames), size), size))
+    return normalize(center_crop(resize_clip_short_side(to_tensor(frames), size), size))
 
 
 @pytest.mark.parametrize(("shape", "size"), [((5, 90, 160, 3), 32), ((3, 48, 40, 3), 64), ((2, 32, 48, 3), 32),

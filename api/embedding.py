@@ -15,12 +15,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from api.engine import ModelHost
+from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
 from api.preprocess import load_clip, probe_upload, window_indices
 from api.schemas import ClipEmbedding, EmbedOptions, EmbedResponse
 from videomae.transforms import sliding_windows
 from videomae.video import VideoInfo
+
+
+@operation("embed")
+def embed_batch(model: Model, clips: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The model thread's work: one pooled feature per clip (3, T, S, S) -> B x (C,)."""
+    return list(model.forward_pooled(torch.stack(clips)).float())
 
 
 def _decode_windows(host: ModelHost, path: Path, info: VideoInfo, starts: list[int], clip_len: int, stride: int
@@ -46,7 +52,7 @@ async def embed_video(host: ModelHost, path: Path, opts: EmbedOptions) -> EmbedR
 
     chunk = host.settings.max_batch
     groups = [starts[i:i + chunk] for i in range(0, len(starts), chunk)]
-    key = ("embed", 3, clip_len, cfg.img_size, cfg.img_size)
+    shape = (3, clip_len, cfg.img_size, cfg.img_size)
     feats: list[torch.Tensor] = []
     pending = asyncio.ensure_future(host.offload(_decode_windows, host, path, info, groups[0], clip_len,
                                                  opts.frame_stride))
@@ -56,7 +62,7 @@ async def embed_video(host: ModelHost, path: Path, opts: EmbedOptions) -> EmbedR
             if i + 1 < len(groups):  # decode the next group while the model runs this one
                 pending = asyncio.ensure_future(host.offload(_decode_windows, host, path, info, groups[i + 1],
                                                              clip_len, opts.frame_stride))
-            feats.extend(await host.run(key, clips))
+            feats.extend(await host.run("embed", clips, shape))
     finally:
         pending.cancel()
 

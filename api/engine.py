@@ -1,4 +1,6 @@
-"""The loaded model and what runs it: the micro-batcher (one model thread), the decode pool and the admission gate.
+"""The loaded model and what runs it: the micro-batcher (one model thread), the decode pool, the admission gate, and
+the registry of model operations the batch thread runs (`OPERATIONS`: embed, reconstruct, ...; each registered
+with `@operation(name)` next to the endpoint that uses it).
 
 Loaded once at start-up through `videomae.load_model`, which accepts our model directory, a Ray training checkpoint
 holding one, a reference `.pth` (architecture from VIDEOMAE_PRESET) and a Hugging Face VideoMAE directory.
@@ -18,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 from api.batching import MicroBatcher
@@ -27,10 +28,10 @@ from api.schemas import ModelInfo
 from api.settings import Settings
 from videomae import VideoMAEConfig, load_model
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain
-from videomae.targets import masked_loss, reconstruction_targets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Model = VideoMAEPretrain | VideoMAEClassifier
 
 FEATURE_PRETRAIN = "mean of the encoder tokens after the final norm (VideoMAEPretrain.forward_pooled)"
 FEATURE_CLASSIFIER = "fc_norm(mean of the encoder tokens), the input of the head (VideoMAEClassifier.forward_pooled)"
@@ -38,21 +39,27 @@ FEATURE_CLASSIFIER_NO_FC_NORM = "mean of the encoder tokens after the final norm
 
 
 @dataclass(frozen=True)
-class MaskedClip:
-    """One reconstruction item: a normalised clip (3, T, S, S) and its masks (N,) as the library defines them."""
+class Operation:
+    """What the model thread does with one batch of an operation: `run(model, payloads)`, one result per payload."""
 
-    clip: torch.Tensor
-    enc_mask: np.ndarray  # True = hidden from the encoder
-    dec_mask: np.ndarray  # True = decoded
-
-
-@dataclass(frozen=True)
-class Reconstruction:
-    loss: float
-    pred: torch.Tensor  # (N_dec, P), rows in token order of dec_mask
+    name: str
+    run: Callable[[Model, list[Any]], list[Any]]
 
 
-def describe(model: VideoMAEPretrain | VideoMAEClassifier) -> ModelInfo:
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str) -> Callable:
+    """Register a batch function as the operation `name` (`await host.run(name, payloads, shape)` reaches it)."""
+
+    def register(fn: Callable[[Model, list[Any]], list[Any]]) -> Callable:
+        OPERATIONS[name] = Operation(name, fn)
+        return fn
+
+    return register
+
+
+def describe(model: Model) -> ModelInfo:
     cfg = model.cfg
     is_clf = isinstance(model, VideoMAEClassifier)
     if not is_clf:
@@ -79,7 +86,7 @@ def describe(model: VideoMAEPretrain | VideoMAEClassifier) -> ModelInfo:
 class ModelHost:
     """Owns the model; `await host.run(key, payloads)` batches, `await host.offload(fn, ...)` decodes."""
 
-    def __init__(self, model: VideoMAEPretrain | VideoMAEClassifier, settings: Settings,
+    def __init__(self, model: Model, settings: Settings,
                  on_batch: Callable[[Hashable, int, float], None] | None = None):
         self.model = model.eval()
         self.settings = settings
@@ -153,24 +160,13 @@ class ModelHost:
         """Run blocking I/O (probe, decode, image encoding) in the decode pool."""
         return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args)
 
-    async def run(self, key: Hashable, payloads: Sequence[Any]) -> list[Any]:
-        return await self.batcher.run(key, payloads)
+    async def run(self, op: str, payloads: Sequence[Any], shape: Hashable = ()) -> list[Any]:
+        """Results of operation `op` for `payloads`, batched with other requests' payloads of the same `shape`."""
+        if op not in OPERATIONS:
+            raise KeyError(f"no operation {op!r}; registered: {', '.join(sorted(OPERATIONS))}")
+        return await self.batcher.run((op, shape), payloads)
 
     # ---------------------------------------------------------------------------------- the model thread's work
-    def _run_batch(self, key: Hashable, payloads: list[Any]) -> list[Any]:
+    def _run_batch(self, key: tuple[str, Hashable], payloads: list[Any]) -> list[Any]:
         with torch.inference_mode():
-            if key[0] == "embed":
-                return list(self.model.forward_pooled(torch.stack(payloads)).float())  # B x (C,)
-            return self._reconstruct(payloads)
-
-    def _reconstruct(self, items: list[MaskedClip]) -> list[Reconstruction]:
-        clips = torch.stack([i.clip for i in items])  # (B, 3, T, S, S)
-        enc = torch.from_numpy(np.stack([i.enc_mask for i in items]))  # (B, N)
-        dec = torch.from_numpy(np.stack([i.dec_mask for i in items]))  # (B, N)
-        _, pred = self.model(clips, enc, dec)  # (B, N_dec, P); the batch loss mixes requests, so recompute below
-        targets = reconstruction_targets(clips, self.cfg.tubelet_size, self.cfg.patch_size)  # (B, N, P)
-        out = []
-        for b in range(len(items)):
-            loss = masked_loss(pred[b:b + 1], targets[b:b + 1], enc[b:b + 1], dec[b:b + 1])
-            out.append(Reconstruction(float(loss), pred[b].float()))
-        return out
+            return OPERATIONS[key[0]].run(self.model, payloads)

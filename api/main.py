@@ -10,18 +10,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from api.deps import require_key
+from api import routes
 from api.engine import ModelHost
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import embed, health, models, reconstruct
 from api.settings import Settings
 
 log = logging.getLogger("api")
-
-API_PREFIX = "/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,9 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.host = None
     app.state.metrics = metrics
     install_error_handlers(app)
-    for router in (embed.router, reconstruct.router, models.router):
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_key)])
-    app.include_router(health.router)
+    for router in routes.routers():  # every module of api/routes/ (each sets its prefix and dependencies)
+        app.include_router(router)
     # Paths from the OpenAPI schema: this FastAPI nests included routers, so `app.routes` lacks their paths.
     known = frozenset(app.openapi()["paths"])
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=known)

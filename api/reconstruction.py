@@ -1,9 +1,9 @@
 """/v1/reconstruct: mask one clip as in pre-training, decode it, and draw what the model filled in.
 
 Masks come from `videomae.sample_masks` with the request's seed (same seed, same masks); the loss is the
-pre-training loss (`videomae.targets.masked_loss` on per-cube normalised pixels). The decoder predicts normalised
-cubes, so pixels are recovered with the *original* cube's per-channel mean and std, as the reference's
-visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`).
+pre-training loss of each clip (`videomae.targets.reconstruction_loss`, reduction "none": requests share batches).
+The decoder predicts normalised cubes; `videomae.targets.unnormalize_patches` recovers pixels with the *original*
+cube's per-channel mean and std, as the reference's visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`).
 
 Image layout (PNG, no gutters): 3 rows x T columns of S x S tiles, T = clip frames, S = the model's img_size.
 - row 0: the clip as the model sees it (after the evaluation transform);
@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from api.engine import MaskedClip, ModelHost, Reconstruction
+from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
 from api.preprocess import load_clip, probe_upload, window_indices
 from api.schemas import ReconstructOptions, ReconstructResponse
 from videomae.masks import MaskingConfig, sample_masks
-from videomae.targets import patchify, tubelet_stats, unnormalize, unpatchify
+from videomae.targets import patchify, reconstruction_loss, unnormalize, unnormalize_patches, unpatchify
 from videomae.transforms import to_uint8_frames
 
 GREY = 0.5
@@ -38,9 +38,35 @@ LAYOUT = "rows: original, masked input, reconstruction; one column per frame; ti
 
 
 @dataclass(frozen=True)
+class MaskedClip:
+    """One reconstruction item: a normalised clip (3, T, S, S) and its masks (N,) as the library defines them."""
+
+    clip: torch.Tensor
+    enc_mask: np.ndarray  # True = hidden from the encoder
+    dec_mask: np.ndarray  # True = decoded
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    loss: float
+    pred: torch.Tensor  # (N_dec, P), rows in token order of dec_mask
+
+
+@dataclass(frozen=True)
 class Picture:
     png: bytes
     psnr: float
+
+
+@operation("reconstruct")
+def reconstruct_batch(model: Model, items: list[MaskedClip]) -> list[Reconstruction]:
+    """The model thread's work: decode every item; each gets its own loss (the batch loss would mix requests)."""
+    clips = torch.stack([i.clip for i in items])  # (B, 3, T, S, S)
+    enc = torch.from_numpy(np.stack([i.enc_mask for i in items]))  # (B, N)
+    dec = torch.from_numpy(np.stack([i.dec_mask for i in items]))  # (B, N)
+    _, pred = model(clips, enc, dec)  # (B, N_dec, P)
+    losses = reconstruction_loss(clips, pred, enc, dec, model.cfg.tubelet_size, model.cfg.patch_size, "none")
+    return [Reconstruction(float(loss), p.float()) for loss, p in zip(losses, pred, strict=True)]
 
 
 def draw_masks(cfg: ReconstructOptions, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +93,7 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> P
     enc = torch.from_numpy(item.enc_mask)  # (N,) True = hidden
     dec = torch.from_numpy(item.dec_mask)  # (N,) True = decoded
     original = patchify(unnormalize(clip), tubelet, patch)[0]  # (N, tpp, 3) in [0, 1]
-    mean, std = tubelet_stats(clip, tubelet, patch)  # 2 x (1, N, 1, 3)
-    pred = rec.pred.reshape(rec.pred.shape[0], -1, 3)  # (N_dec, tpp, 3): targets are flattened channel-fastest
-    predicted = (pred * std[0, dec] + mean[0, dec]).clamp(0, 1)  # (N_dec, tpp, 3) back to [0, 1] pixels
+    predicted = unnormalize_patches(rec.pred[None], clip, dec[None], tubelet, patch)[0].clamp(0, 1)  # (N_dec, tpp, 3)
 
     masked = original.clone()
     masked[enc] = GREY
@@ -101,8 +125,7 @@ async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOption
     grid = cfg.grid
     enc, dec = draw_masks(opts, grid)
     item = MaskedClip(clip, enc, dec)
-    key = ("reconstruct", tuple(clip.shape), int((~enc).sum()), int(dec.sum()))
-    (rec,) = await host.run(key, [item])
+    (rec,) = await host.run("reconstruct", [item], (tuple(clip.shape), int((~enc).sum()), int(dec.sum())))
     picture = await host.offload(render, item, rec, cfg.tubelet_size, cfg.patch_size)
     body = ReconstructResponse(
         loss=rec.loss, psnr=picture.psnr, start_frame=opts.start, frame_indices=[int(i) for i in indices],

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from videomae.masks import DecoderKind, EncoderKind
+
 
 class EmbedOptions(BaseModel):
     """Sliding-window clip features. Defaults: clips of the model's length, consecutive frames (frame_stride 1, the
@@ -36,8 +38,8 @@ class ReconstructOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mask_ratio: float = Field(0.9, gt=0.0, lt=1.0, description="share of cubes hidden from the encoder")
-    mask_type: Literal["tube", "random"] = Field("tube", description="encoder masking (paper: tube)")
-    decoder_mask: Literal["none", "running_cell", "random", "frame"] = Field(
+    mask_type: EncoderKind = Field("tube", description="encoder masking (paper: tube)")
+    decoder_mask: DecoderKind = Field(
         "none", description="decoder masking; none = every hidden cube is reconstructed (a complete picture)")
     decoder_mask_ratio: float = Field(0.5, ge=0.0, lt=1.0, description="share of cubes dropped from the decoder")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="mask seed; the same seed gives the same masks")

@@ -86,7 +86,7 @@ def reconstruction_picture(models: dict[str, Path], mix: str, seed: int, n_clips
     import torch
 
     from videomae.checkpoint import load_model
-    from videomae.targets import patchify, tubelet_stats, unnormalize
+    from videomae.targets import patchify, unnormalize, unnormalize_patches
 
     rows = _val_clips(mix, 10_000)
     picks = np.linspace(0, len(rows) - 1, n_clips + 2)[1:-1].round().astype(int) if n_clips else []
@@ -104,11 +104,9 @@ def reconstruction_picture(models: dict[str, Path], mix: str, seed: int, n_clips
             name = f"{rows[i]['source']} val clip"
             panels.append((f"{name}: original", _frames(patches, cfg.grid, t, p)))
             panels.append((f"masked input (tube {ENC_RATIO})", _frames(masked, cfg.grid, t, p)))
-            mean, std = tubelet_stats(clip, t, p)  # (1, N, 1, 3) each
             for key, model in loaded.items():
-                pred = model(clip, enc, enc)[1].reshape(1, -1, t * p * p, 3)  # (1, N_dec, tpp, 3), channel fastest
                 recon = patches.clone()
-                recon[enc] = pred[0] * std[enc] + mean[enc]
+                recon[enc] = unnormalize_patches(model(clip, enc, enc)[1], clip, enc, t, p)[0]  # (N_dec, tpp, 3)
                 panels.append((f"{key}", _frames(recon.clamp(0, 1), cfg.grid, t, p)))
     cols = cfg.num_frames // t
     fig, axes = plt.subplots(len(panels), cols, figsize=(1.3 * cols + 1.6, 1.3 * len(panels)), squeeze=False)

@@ -211,11 +211,9 @@ class PretrainConfig(_Recipe):
     mask: MaskSection = Field(default_factory=MaskSection)
 
     def _check_arch(self, arch: VideoMAEConfig) -> None:
-        t, h, w = arch.grid
-        if self.mask.decoder == "running_cell" and (h % 2 or w % 2):
-            raise ValueError(f"mask.decoder: running_cell needs an even spatial grid, model grid is {h}x{w}")
-        if self.mask.decoder == "frame" and t - int(self.mask.decoder_ratio * t) < 1:
-            raise ValueError("mask.decoder_ratio: frame masking would decode no slice")
+        problems = self.mask.problems(arch.grid)
+        if problems:
+            raise ValueError(f"mask.{problems[0]}")
 
 
 class _Labeled(_Section):

@@ -5,6 +5,10 @@ Convention (DESIGN.md): boolean arrays of shape (B, N), token order t-major, the
 - `dec_mask`: True = the decoder gets a mask token there and predicts it.
 Every generator takes a `numpy.random.Generator` or an int seed.
 
+The kinds are declared once, in `ENCODER_MASKS` and `DECODER_MASKS` (name -> generator and what it needs of the
+grid); the config's choices (`EncoderKind`, `DecoderKind`), the trainer's checks and the API's query schema are
+derived from them. Adding a kind is adding its generator and one entry there.
+
 The reference (OpenGVLab/VideoMAEv2 `dataset/masking_generator.py`) returns the decoder mask the other way round
 (`decode_masked_pos`, True = *not* decoded, used through its negation); here each mask is made once, already
 meaning what its name says. A decoder masking `ratio` is the share of tokens *dropped* from the decoder, as in the
@@ -13,6 +17,8 @@ paper's ablation (running cell 0.5 decodes half of each 2x2 cell).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -20,9 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Grid = tuple[int, int, int]
 RNG = np.random.Generator | int | None
-
-ENCODER_KINDS = ("tube", "random")
-DECODER_KINDS = ("none", "running_cell", "random", "frame")
 
 
 def as_rng(rng: RNG) -> np.random.Generator:
@@ -92,24 +95,52 @@ def frame_dec_mask(grid: Grid, ratio: float, batch: int, rng: RNG) -> np.ndarray
     return np.repeat(slices, h * w, axis=1)  # (B, N)
 
 
+# ---------------------------------------------------------------------------------------------- the kinds
+@dataclass(frozen=True)
+class MaskKind:
+    # (grid, ratio, batch, rng) -> (B, N) bool; None: the decoder predicts every hidden token (dec_mask = enc_mask)
+    make: Callable[[Grid, float, int, RNG], np.ndarray] | None
+    # (grid, ratio) -> "config_key: problem" when this kind cannot mask that grid at that ratio, else None
+    check: Callable[[Grid, float], str | None] = lambda grid, ratio: None
+
+
+def _even_grid(grid: Grid, ratio: float) -> str | None:
+    _, h, w = grid
+    return f"decoder: running_cell needs an even spatial grid, model grid is {h}x{w}" if h % 2 or w % 2 else None
+
+
+ENCODER_MASKS: dict[str, MaskKind] = {"tube": MaskKind(tube_mask), "random": MaskKind(random_enc_mask)}
+DECODER_MASKS: dict[str, MaskKind] = {
+    "none": MaskKind(None),  # VideoMAE V1
+    "running_cell": MaskKind(running_cell_mask, _even_grid),  # VideoMAE V2
+    "random": MaskKind(random_dec_mask),  # ablations
+    "frame": MaskKind(frame_dec_mask),  # ratio < 1 always leaves a slice to decode
+}
+EncoderKind = Literal[tuple(ENCODER_MASKS)]
+DecoderKind = Literal[tuple(DECODER_MASKS)]
+
+
 class MaskingConfig(BaseModel):
     """Which masks to draw. `decoder="none"` is VideoMAE V1 (the decoder predicts every hidden token)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    encoder: Literal["tube", "random"] = "tube"
+    encoder: EncoderKind = "tube"
     encoder_ratio: float = Field(0.9, gt=0.0, lt=1.0)
-    decoder: Literal["none", "running_cell", "random", "frame"] = "running_cell"
+    decoder: DecoderKind = "running_cell"
     decoder_ratio: float = Field(0.5, ge=0.0, lt=1.0)
+
+    def problems(self, grid: Grid) -> list[str]:
+        """What keeps these masks from a model's token grid, each as "key: problem" (empty: none)."""
+        found = [ENCODER_MASKS[self.encoder].check(grid, self.encoder_ratio),
+                 DECODER_MASKS[self.decoder].check(grid, self.decoder_ratio)]
+        return [p for p in found if p]
 
 
 def sample_masks(cfg: MaskingConfig, grid: Grid, batch: int, rng: RNG) -> tuple[np.ndarray, np.ndarray]:
     """Draw (enc_mask, dec_mask), each (B, N) bool, from one generator (encoder first, then decoder)."""
     rng = as_rng(rng)
-    enc = (tube_mask if cfg.encoder == "tube" else random_enc_mask)(grid, cfg.encoder_ratio, batch, rng)
-    if cfg.decoder == "none":
-        dec = enc.copy()
-    else:
-        make = {"running_cell": running_cell_mask, "random": random_dec_mask, "frame": frame_dec_mask}[cfg.decoder]
-        dec = make(grid, cfg.decoder_ratio, batch, rng)
+    enc = ENCODER_MASKS[cfg.encoder].make(grid, cfg.encoder_ratio, batch, rng)
+    make_dec = DECODER_MASKS[cfg.decoder].make
+    dec = enc.copy() if make_dec is None else make_dec(grid, cfg.decoder_ratio, batch, rng)
     return enc, dec

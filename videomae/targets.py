@@ -70,3 +70,28 @@ def masked_loss(pred: torch.Tensor, targets: torch.Tensor, enc_mask: torch.Tenso
     per_token = (at_least_float32(pred) - chosen).pow(2).mean(dim=-1)  # (B, N_dec)
     counted = enc_mask[dec_mask].reshape(b, n_dec).to(per_token.dtype)  # (B, N_dec): hidden and decoded
     return (per_token * counted).sum() / counted.sum().clamp_min(1.0)
+
+
+def reconstruction_loss(clip: torch.Tensor, pred: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor,
+                        tubelet: int, patch: int, reduction: str = "mean") -> torch.Tensor:
+    """The pre-training loss of decoder predictions `pred` (B, N_dec, P) for `clip` (B, 3, T, H, W): targets, then
+    `masked_loss`. reduction "mean": over the batch, as the model's forward; "none": one loss per clip, (B,)."""
+    targets = reconstruction_targets(clip, tubelet, patch)  # (B, N, P)
+    if reduction == "mean":
+        return masked_loss(pred, targets, enc_mask, dec_mask)
+    if reduction != "none":
+        raise ValueError(f"reduction must be 'mean' or 'none', not {reduction!r}")
+    return torch.stack([masked_loss(pred[b:b + 1], targets[b:b + 1], enc_mask[b:b + 1], dec_mask[b:b + 1])
+                        for b in range(pred.shape[0])])  # (B,)
+
+
+def unnormalize_patches(pred: torch.Tensor, clip: torch.Tensor, dec_mask: torch.Tensor, tubelet: int, patch: int
+                        ) -> torch.Tensor:
+    """Decoder predictions (B, N_dec, P) of per-tubelet normalised pixels back to [0, 1] pixel units,
+    (B, N_dec, t*p*p, 3), with the mean and std of the original clip's tubelets at the decoded positions, as the
+    reference's visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`). Not clamped."""
+    b, n_dec, _ = pred.shape
+    mean, std = tubelet_stats(clip, tubelet, patch)  # (B, N, 1, C) each
+    c = mean.shape[-1]
+    patches = pred.reshape(b, n_dec, -1, c)  # (B, N_dec, tpp, C): targets are flattened channel-fastest
+    return patches * std[dec_mask].reshape(b, n_dec, 1, c) + mean[dec_mask].reshape(b, n_dec, 1, c)

@@ -6,16 +6,16 @@ import io
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from api.deps import AdmittedHost
 from api.embedding import embed_video
-from api.routes import UPLOAD_ERRORS
+from api.routes import UPLOAD_ERRORS, v1_router
 from api.schemas import EmbedOptions, EmbedResponse
 from api.upload import UPLOAD_BODY, received_upload
 
-router = APIRouter(tags=["inference"])
+router = v1_router(tags=["inference"])
 
 _NPZ = {200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmbedResponse"}},
                           "application/x-npz": {}},

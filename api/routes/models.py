@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from api.deps import HostDep
+from api.routes import v1_router
 from api.schemas import ErrorResponse, ModelList
 
-router = APIRouter(tags=["models"])
+router = v1_router(tags=["models"])
 
 
 @router.get("/models", response_model=ModelList,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from api.deps import AdmittedHost
 from api.reconstruction import reconstruct_video
-from api.routes import UPLOAD_ERRORS
+from api.routes import UPLOAD_ERRORS, v1_router
 from api.schemas import ReconstructOptions, ReconstructResponse
 from api.upload import UPLOAD_BODY, received_upload
 
-router = APIRouter(tags=["inference"])
+router = v1_router(tags=["inference"])
 
 _PNG = {200: {"content": {"image/png": {}, "application/json": {"schema": {
     "$ref": "#/components/schemas/ReconstructResponse"}}},

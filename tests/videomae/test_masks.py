@@ -118,3 +118,21 @@ def test_masking_config_errors_name_the_key():
         MaskingConfig(decoder="checkerboard")
     with pytest.raises(ValueError, match="decodr_ratio"):
         MaskingConfig(decodr_ratio=0.5)
+
+
+def test_kinds_are_declared_once_and_derived_elsewhere():
+    """The config, the trainer's checks and the API's query schema all take their mask kinds from the declaration."""
+    from api.schemas import ReconstructOptions
+    from videomae.masks import DECODER_MASKS, ENCODER_MASKS
+
+    schema = ReconstructOptions.model_json_schema()["properties"]
+    assert schema["mask_type"]["enum"] == list(ENCODER_MASKS)
+    assert schema["decoder_mask"]["enum"] == list(DECODER_MASKS)
+    for encoder in ENCODER_MASKS:
+        for decoder in DECODER_MASKS:
+            cfg = MaskingConfig(encoder=encoder, decoder=decoder)
+            assert cfg.problems(GRID) == []
+            enc, dec = sample_masks(cfg, GRID, 2, 0)
+            assert enc.shape == dec.shape == (2, np.prod(GRID))
+    assert MaskingConfig(decoder="running_cell").problems((8, 5, 8)) == [
+        "decoder: running_cell needs an even spatial grid, model grid is 5x8"]

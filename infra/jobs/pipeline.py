@@ -15,25 +15,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the orchestrators' stage runner
+
+from stages import ROOT, Runner, Stage, StageFailed, set_args  # noqa: E402
 
 log = logging.getLogger("pipeline")
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PREFIX = "data/sample"  # where configs/ingest/sample.yaml expects the generator's output
 
 
 @dataclass(frozen=True)
 class Settings:
     storage: str  # datasets/, runs/ and sample/ live under it
-    sample_data: bool  # generate the sample videos first and point the ingest config's data/sample paths at them
+    sample_data: bool  # generate the sample videos first and point the ingest config's `root` at them
     ingest_config: str
     pretrain_config: str
     postpretrain_config: str
@@ -67,62 +64,32 @@ class Settings:
         return f"{self.storage}/runs"
 
 
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    command: list[str]
-    done_marker: str  # the stage is skipped when this file exists
-
-
-def exists(path: str) -> bool:
-    """Local paths and URIs alike (pyarrow resolves s3://, gs://, file paths)."""
-    from pyarrow import fs
-
-    filesystem, inner = fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
-    return filesystem.get_file_info(inner).type != fs.FileType.NotFound
-
-
-def ingest_overrides(s: Settings) -> list[str]:
-    sets = [f"output={s.dataset}"]
-    if s.sample_data:
-        sources = yaml.safe_load((ROOT / s.ingest_config).read_text()).get("sources", [])
-        for i, src in enumerate(sources):
-            path = str(src.get("path", ""))
-            if path == SAMPLE_PREFIX or path.startswith(SAMPLE_PREFIX + "/"):
-                sets.append(f"sources.{i}.path={s.storage}/sample{path[len(SAMPLE_PREFIX):]}")
-    return sets
-
-
 def stages(s: Settings) -> list[Stage]:
     scaling = [f"scaling.num_workers={s.num_workers}", f"scaling.use_gpu={str(s.use_gpu).lower()}"]
     pretrain_model = f"{s.runs}/pretrain/model"
+    # With sample data, the ingest config's relative source paths (data/sample's files) resolve in the generated tree.
+    ingest_sets = [f"output={s.dataset}", *([f"root={s.storage}/sample"] if s.sample_data else [])]
     out = []
     if s.sample_data:
         out.append(Stage("sample", ["python", "-m", "ingest.sample_data", f"{s.storage}/sample"],
                          f"{s.storage}/sample/planted.json"))
-    out.append(Stage("ingest", ["python", "-m", "ingest", "--config", s.ingest_config,
-                                *_sets(ingest_overrides(s))], f"{s.dataset}/manifest.json"))
-    out.append(Stage("pretrain", ["python", "trainer/pretrain.py", "--config", s.pretrain_config, *_sets([
+    out.append(Stage("ingest", ["python", "-m", "ingest", "--config", s.ingest_config, *set_args(ingest_sets)],
+                     f"{s.dataset}/manifest.json"))
+    out.append(Stage("pretrain", ["python", "trainer/pretrain.py", "--config", s.pretrain_config, *set_args([
         f"data.path={s.dataset}", f"run.storage_path={s.runs}", "run.name=pretrain", *scaling])],
         f"{pretrain_model}/config.json"))
-    out.append(Stage("postpretrain", ["python", "trainer/postpretrain.py", "--config", s.postpretrain_config, *_sets([
-        f"data.path={s.dataset}", f"model.init_from={pretrain_model}", f"run.storage_path={s.runs}",
-        "run.name=postpretrain", *scaling])], f"{s.runs}/postpretrain/model/config.json"))
+    out.append(Stage("postpretrain", ["python", "trainer/postpretrain.py", "--config", s.postpretrain_config,
+                                      *set_args([f"data.path={s.dataset}", f"model.init_from={pretrain_model}",
+                                                 f"run.storage_path={s.runs}", "run.name=postpretrain", *scaling])],
+                     f"{s.runs}/postpretrain/model/config.json"))
     return out
 
 
-def _sets(assignments: list[str]) -> list[str]:
-    return [arg for a in assignments for arg in ("--set", a)]
-
-
-def submit(stage: Stage, dry_run: bool) -> None:
+def ray_job_submit(stage: Stage) -> list[str]:
     # `ray job submit` blocks until the job ends and exits non-zero when it fails; --working-dir ships this tree
     # (code and configs) to the cluster, so scripts run by path as from the repository root.
-    cmd = ["ray", "job", "submit", "--working-dir", str(ROOT),
-           "--submission-id", f"videomae-{stage.name}-{int(time.time())}", "--", *stage.command]
-    log.info("%s: %s", stage.name, shlex.join(cmd))
-    if not dry_run:
-        subprocess.run(cmd, check=True, cwd=ROOT)
+    return ["ray", "job", "submit", "--working-dir", str(ROOT),
+            "--submission-id", f"videomae-{stage.name}-{int(time.time())}", "--", *stage.command]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,16 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         log.error("RAY_ADDRESS is not set: point it at the cluster's dashboard (http://HEAD:8265)")
         return 2
     settings = Settings.from_env()
+    runner = Runner(out=None, launch=ray_job_submit, dry_run=args.dry_run, env=dict(os.environ))
     for stage in stages(settings):
         if args.only and stage.name not in args.only:
             continue
-        if not args.dry_run and exists(stage.done_marker):
-            log.info("%s: done already (%s exists), skipped", stage.name, stage.done_marker)
-            continue
         try:
-            submit(stage, args.dry_run)
-        except subprocess.CalledProcessError as e:
-            log.error("%s: job failed (exit %d); logs: ray job logs <submission id>", stage.name, e.returncode)
+            runner.run(stage)  # skipped when its output exists already
+        except StageFailed as e:
+            log.error("%s: job failed (exit %d); logs: ray job logs <submission id>", stage.name, e.code)
             return 1
     log.info("pipeline done: dataset %s, models under %s", settings.dataset, settings.runs)
     return 0

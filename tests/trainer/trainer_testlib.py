@@ -14,13 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 def make_shards(root: Path, preset: str = "medium", clips_per_video: int = 2) -> Path:
     subprocess.run([sys.executable, "-m", "ingest.sample_data", str(root / "videos"), "--preset", preset],
                    check=True, capture_output=True, cwd=REPO)
-    v = root / "videos"
-    subprocess.run([sys.executable, "-m", "ingest", "--config", "configs/ingest/sample.yaml", "--no-ray",
-                    "--set", f"output={root / 'shards'}", "--set", f"sources.0.path={v / 'motion_a.csv'}",
-                    "--set", f"sources.1.path={v / 'motion_b.jsonl'}",
-                    "--set", f"sources.2.path={v / 'unlabeled_lavfi'}",
-                    "--set", f"sources.3.path={v / 'unlabeled_mixed'}",
-                    "--set", f"clips.clips_per_video={clips_per_video}"],
+    # The generator writes the tree's ingest config (configs/ingest/sample.yaml's settings, its paths).
+    subprocess.run([sys.executable, "-m", "ingest", "--config", str(root / "videos" / "ingest.yaml"), "--no-ray",
+                    "--set", f"output={root / 'shards'}", "--set", f"clips.clips_per_video={clips_per_video}"],
                    check=True, capture_output=True, cwd=REPO)
     return root / "shards"
 

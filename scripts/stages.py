@@ -1,0 +1,158 @@
+"""The stage runner the orchestrators share: scripts/demo.py, scripts/experiments.py and infra/jobs/pipeline.py.
+
+A stage is one command of a service, run the way users run it (`python -m ingest --config ... --set ...`,
+`python trainer/pretrain.py ...`): in a subprocess from the repository root with its output in
+`<out>/logs/<name>.log` (the lines `progress` picks are echoed), or through `launch` (`ray job submit ... --`) with
+its output passed through. A stage whose `done_marker` exists is skipped; a failed one ends the run with the tail
+of its log (`StageFailed`, a SystemExit). Also here: the `--set` flags and the orchestrators' YAML loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("stages")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageConfig(Strict):
+    """A service stage in an orchestrator's YAML: the service's own config and `--set` overrides."""
+
+    config: str  # the service's own YAML under configs/
+    set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
+
+
+def load_yaml_config(model: type[M], path: str | Path, out: str | None = None, what: str = "config") -> M:
+    """An orchestrator's YAML validated into `model` (errors name the key, then exit); `out` replaces its `out`."""
+    from videomae.configfile import ConfigError, load_typed
+
+    try:
+        cfg = load_typed(model, path)
+    except ConfigError as e:
+        raise SystemExit(f"invalid {what} {path}:\n{e}") from None
+    return cfg.model_copy(update={"out": out}) if out else cfg
+
+
+def set_args(assignments: list[str]) -> list[str]:
+    """`--set a.b=v` flags, as every service's command line takes them."""
+    return [arg for a in assignments for arg in ("--set", a)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    command: list[str]
+    done_marker: str | None = None  # a path or URI: the stage is skipped when it exists
+    what: str = ""  # one line for people
+
+
+class StageFailed(SystemExit):
+    def __init__(self, stage: str, code: int, message: str):
+        super().__init__(message)
+        self.stage, self.code = stage, code
+
+
+@dataclass
+class Runner:
+    out: Path | None  # logs under <out>/logs/; None: output passes through
+    total: int | None = None  # stages in the run, for "[i/n]" headers
+    progress: Callable[[str], str | None] | None = None  # a log line -> what to echo (None: nothing)
+    launch: Callable[[Stage], list[str]] = lambda stage: stage.command
+    dry_run: bool = False
+    env: dict[str, str] = field(default_factory=lambda: {**os.environ, "PYTHONUNBUFFERED": "1",
+                                                         "PYTHONPATH": str(ROOT)})
+    timings: dict[str, float] = field(default_factory=dict)
+    index: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if self.out is not None:
+            (self.out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def log_path(self, name: str) -> Path:
+        return self.out / "logs" / f"{name}.log"
+
+    def header(self, name: str, what: str = "") -> None:
+        self.index += 1
+        where = f"{self.index}/{self.total}" if self.total else str(self.index)
+        log.info("[%s] %s:%s  (%.0f s elapsed)", where, name, f" {what}" if what else "", time.perf_counter() - self.t0)
+
+    def run(self, stage: Stage, watch: Callable[[int], Any] | None = None) -> dict | None:
+        """Run one stage: {"wall_s", "command", "children_cpu_s", **what `watch(pid)` saw}; None when skipped.
+        `watch`: a context manager over the process id with a `summary()` (scripts/experiments.py ProcessWatch)."""
+        if not self.dry_run and stage.done_marker and _exists(stage.done_marker):
+            log.info("%s: done already (%s exists), skipped", stage.name, stage.done_marker)
+            return None
+        cmd = self.launch(stage)
+        self.header(stage.name, stage.what)
+        log.info("      $ %s", shlex.join(cmd))
+        if self.dry_run:
+            return None
+        start, cpu0 = time.perf_counter(), os.times()
+        code, usage = self._execute(stage.name, cmd, watch)
+        wall, cpu1 = time.perf_counter() - start, os.times()
+        self.timings[stage.name] = wall
+        if code != 0:
+            raise StageFailed(stage.name, code, f"{stage.name} failed (exit {code})" + self._tail(stage.name))
+        # Children's CPU as the kernel accounts it once they are reaped (Ray's raylet/workers included when reaped).
+        usage["children_cpu_s"] = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
+                                                                                - cpu0.children_system)
+        log.info("      %s done in %.0f s %s", stage.name, wall,
+                 {k: round(v, 1) for k, v in usage.items() if isinstance(v, float)})
+        return {"wall_s": wall, "command": shlex.join(cmd), **usage}
+
+    def _execute(self, name: str, cmd: list[str], watch) -> tuple[int, dict]:
+        if self.out is None:
+            return subprocess.run(cmd, cwd=ROOT, env=self.env).returncode, {}
+        with self.log_path(name).open("w") as fh:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace")
+            if watch is None:
+                return self._follow(name, proc, fh), {}
+            with watch(proc.pid) as w:
+                code = self._follow(name, proc, fh)
+            return code, w.summary()
+
+    def _follow(self, name: str, proc: subprocess.Popen, fh) -> int:
+        """Copy the output to the log; echo progress lines, and a heartbeat when none came for 30 s."""
+        start = last_shown = time.perf_counter()
+        for line in proc.stdout:
+            fh.write(line)
+            if self.progress is None:
+                continue
+            now, shown = time.perf_counter(), self.progress(line)
+            if shown:
+                log.info("      %s", shown)
+                last_shown = now
+            elif now - last_shown > 30:
+                log.info("      ... %s running for %.0f s", name, now - start)
+                last_shown = now
+        return proc.wait()
+
+    def _tail(self, name: str) -> str:
+        if self.out is None:
+            return ""
+        path = self.log_path(name)
+        tail = "".join(path.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        return f"; last lines of {path}:\n{tail}"
+
+
+def _exists(location: str) -> bool:
+    from videomae import storage
+
+    return storage.exists(location if "://" in location else os.path.abspath(location))

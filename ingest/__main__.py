@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: ok (digest {cfg.digest}, {len(cfg.sources)} sources)")
         return 0
     if args.no_ray:
-        from ingest.local import run_local
+        from ingest.steps import run_local
 
         manifest = run_local(cfg)
     else:

@@ -21,16 +21,14 @@ from videomae.configfile import ConfigError, apply_override, load_typed  # noqa:
 
 @dataclass(frozen=True)
 class SourceKind:
-    """What a source's `kind` means to the steps; the one place source kinds are declared."""
+    """What a source's `kind` means to the steps; SOURCE_KINDS is the one place source kinds are declared."""
 
     labeled: bool  # rows carry a label (manifests only); a row without one is rejected; names merge into labels.json
     survivor_rank: int  # dedupe: among copies in the same split, the lower rank is kept (ingest/dedupe.py)
 
 
-SOURCE_KINDS = {
-    "unlabeled": SourceKind(labeled=False, survivor_rank=1),
-    "labeled": SourceKind(labeled=True, survivor_rank=0),
-}
+SOURCE_KINDS = {"unlabeled": SourceKind(labeled=False, survivor_rank=1),
+                "labeled": SourceKind(labeled=True, survivor_rank=0)}
 SourceKindName = Literal[tuple(SOURCE_KINDS)]
 
 
@@ -56,12 +54,7 @@ class Source(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     # Directory and glob sources: file extensions to list (empty = every file). Non-videos that pass are rejected.
     extensions: list[str] = Field(default_factory=list)
-    # Options of this source's filesystem (credentials, endpoint: fsspec's storage_options).
-    storage_options: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def labeled(self) -> bool:
-        return SOURCE_KINDS[self.kind].labeled
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # its filesystem's (credentials, endpoint, ...)
 
 
 class Clips(_Strict):
@@ -104,10 +97,8 @@ class RayOptions(_Strict):
 
 class IngestConfig(_Strict):
     output: str
-    # Options of the output's filesystem (credentials, endpoint: fsspec's storage_options).
-    storage_options: dict[str, Any] = Field(default_factory=dict)
-    # Where relative `sources[].path`s live (a directory or URI); None: the directory the command runs in.
-    root: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # the output filesystem's (fsspec storage_options)
+    root: str | None = None  # where relative `sources[].path`s are (a directory or URI; None: the working directory)
     sources: list[Source] = Field(min_length=1)
     clips: Clips = Field(default_factory=Clips)
     dedupe: Dedupe = Field(default_factory=Dedupe)

@@ -48,7 +48,7 @@ def merge_labels(records: list[VideoRecord], cfg: IngestConfig) -> LabelSpace:
     Every record of a labeled source counts, kept or not, so the class list does not depend on which copy of
     a duplicated video survived (and reruns after adding inputs keep indices where names stay the same).
     """
-    local: dict[str, set[str]] = {s.name: set() for s in cfg.sources if s.labeled}
+    local: dict[str, set[str]] = {s.name: set() for s in cfg.sources if SOURCE_KINDS[s.kind].labeled}
     for r in records:
         if SOURCE_KINDS[r.kind].labeled and r.label_name is not None:
             local[r.source].add(r.label_name)

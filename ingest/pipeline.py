@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable
 
-import numpy as np
 import ray
 
 from ingest.config import IngestConfig
@@ -45,20 +44,11 @@ def _blocks(cfg: IngestConfig) -> int:
     return 4 * int(ray.cluster_resources().get("CPU", 1))  # a few blocks per CPU: balance without per-row overhead
 
 
-def _objects(items: list) -> np.ndarray:
-    out = np.empty(len(items), dtype=object)  # numpy would unpack lists into a 2-D array
-    out[:] = items
-    return out
-
-
 def _map_groups(name: str, run: Callable[[Records, Context], Records], groups: list[Records], ctx: Context
                 ) -> list[Records]:
     """`run` over every group as Ray tasks (one group per row); the groups' records back, logging progress."""
-    def task(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"records": _objects([run(list(g), ctx) for g in batch["records"]])}
-
     ds = ray.data.from_items([{"records": g} for g in groups], override_num_blocks=len(groups))
-    ds = ds.map_batches(task, batch_size=1, batch_format="numpy")
+    ds = ds.map(lambda row: {"records": run(list(row["records"]), ctx)})
     total, done, last = sum(len(g) for g in groups), [], time.time()
     for i, row in enumerate(ds.iter_rows(), start=1):
         done.append(list(row["records"]))

@@ -39,19 +39,9 @@ def format_table(counts: dict) -> str:
     """Plain-text table: one row per source (and a total), one column per drop reason that occurred."""
     reasons = [r for r in REASONS if any(r in row["rejected"] for row in counts.values())]
     header = ["source", "seen", "kept", "dup", *[f"rej:{r}" for r in reasons], "clips", "hours"]
-    rows = []
-    for name, row in counts.items():
-        rows.append(
-            [
-                name,
-                str(row["seen"]),
-                str(row["kept"]),
-                str(row["duplicates"]),
-                *[str(row["rejected"].get(r, 0)) for r in reasons],
-                str(row["clips"]),
-                f"{row['hours']:.4f}",
-            ]
-        )
+    rows = [[name, str(row["seen"]), str(row["kept"]), str(row["duplicates"]),
+             *[str(row["rejected"].get(r, 0)) for r in reasons], str(row["clips"]), f"{row['hours']:.4f}"]
+            for name, row in counts.items()]
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:

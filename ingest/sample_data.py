@@ -373,15 +373,10 @@ def sources_config(root: str | Path) -> list[dict]:
     return [{**s, "path": f"{root}/{s['path']}"} for s in SOURCES]
 
 
-def ingest_config(root: str | Path) -> dict:
-    """The ingest config of the tree at `root`: its sources (relative to `root`), the clip settings the demo, tests
-    and experiments use, output `<root>/shards`."""
-    return {"output": f"{root}/shards", "root": str(root), "sources": SOURCES, **SETTINGS}
-
-
 def write_ingest_config(root: str | Path) -> Path:
-    path = Path(root) / "ingest.yaml"
-    body = yaml.safe_dump(ingest_config(Path(root).resolve()), sort_keys=False)
+    """`<root>/ingest.yaml`: the tree's sources (relative to `root`), the sample settings, output `<root>/shards`."""
+    path, root = Path(root) / "ingest.yaml", Path(root).resolve()
+    body = yaml.safe_dump({"output": f"{root}/shards", "root": str(root), "sources": SOURCES, **SETTINGS})
     path.write_text(f"# python -m ingest --config {path}   (written by python -m ingest.sample_data)\n{body}")
     return path
 

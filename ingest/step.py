@@ -1,15 +1,10 @@
-"""What an ingest step is: `run(records, ctx) -> records` over the one record type, with a scope.
+"""What an ingest step is: `run(records, ctx) -> records` over the one record type, and a scope (docs/ingest.md).
 
-Every step takes records and gives them back, updated or rejected with a reason, never dropped. Its `scope` says
-which records one call may see, and so how a runner may split the work:
-
-- `video`: each record on its own (probe, fingerprint): any grouping, in any process;
-- `part`: the kept videos of one part together (clips): one call per part; records without a part pass by;
-- `dataset`: every record at once, on the driver (list, labels, dedupe, parts, tables): the global decisions, over
-  metadata and signatures only, never frames.
-
-The step list is `ingest.steps.STEPS`. The config is validated once, on the driver; the `Context` holding it
-travels to tasks as it is. Dataset steps leave what the manifest needs in `ctx.facts`.
+A step gives back every record it gets, updated or rejected with a reason. Its scope says which records one call
+sees, and so how a runner may split the work: `video` (each record on its own: any grouping, any process), `part`
+(the kept videos of one part together; records without a part pass by) or `dataset` (every record, on the driver).
+The config is validated once, on the driver; the `Context` holding it travels to tasks as it is. Dataset steps
+leave what the manifest needs in `ctx.facts`. The step list is `ingest.steps.STEPS`.
 """
 
 from __future__ import annotations

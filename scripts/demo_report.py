@@ -28,11 +28,6 @@ def pick_videos(data: Path) -> list[Path]:
     return [data / val[0], *real[:1]]
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 # ---------------------------------------------------------------------------------------------- API calls
 def call_api(client, videos: list[Path], out: Path) -> dict:
     """POST each video to /v1/embed and the first one to /v1/reconstruct (PNG, then JSON for the numbers)."""
@@ -59,10 +54,12 @@ def call_api(client, videos: list[Path], out: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------- summary
 def summarise(shards: Path, runs: Path, calls: dict, timings: dict[str, float]) -> dict:
+    from trainer.metrics import read_metrics
+
     manifest = json.loads((shards / "manifest.json").read_text())
     labels = json.loads((shards / "labels.json").read_text())
-    pre = [m for m in read_metrics(runs / "pretrain") if m.get("split") == "train" and "loss" in m]
-    post = [m for m in read_metrics(runs / "postpretrain") if "loss" in m or "val_top1" in m]
+    pre = [m for m in read_metrics(str(runs / "pretrain")) if "loss" in m]
+    post = [m for m in read_metrics(str(runs / "postpretrain")) if "loss" in m or "val_top1" in m]
     val = [m for m in post if "val_top1" in m]
     assert pre and val, "the training runs logged no losses or no validation"
     num_classes = len(labels["names"])

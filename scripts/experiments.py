@@ -355,28 +355,16 @@ def run(cfg: ExperimentConfig, parts: list[str], arms: list[str] | None, fresh: 
         shutil.rmtree(exp_out)
     exp = Experiment(cfg)
     log.info("experiments -> %s (parts: %s)", exp.out, ", ".join(parts))
-    summary = None
-    for part in PARTS:
-        if part not in parts:
-            continue
+    do = {"data": exp.data_stage, "pretrain": lambda: exp.pretrain_stage(arms), "finetune": exp.finetune_stage,
+          "features": exp.features_stage, "recon": exp.recon_stage, "stepcost": exp.stepcost_stage,
+          "report": lambda: exp.report_stage(publish)}
+    done = {}
+    for part in (p for p in PARTS if p in parts):
         start = time.perf_counter()
-        if part == "data":
-            exp.data_stage()
-        elif part == "pretrain":
-            exp.pretrain_stage(arms)
-        elif part == "finetune":
-            exp.finetune_stage()
-        elif part == "features":
-            exp.features_stage()
-        elif part == "recon":
-            exp.recon_stage()
-        elif part == "stepcost":
-            exp.stepcost_stage()
-        else:
-            summary = exp.report_stage(publish)
+        done[part] = do[part]()
         log.info("part %s finished in %.0f s", part, time.perf_counter() - start)
     log.info("done in %.0f s: %s", time.perf_counter() - exp.runner.t0, exp.results)
-    return summary
+    return done.get("report")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,11 +38,10 @@ def _val_clips(path: str, limit: int) -> list[dict]:
 
 
 def _clip_tensor(row: dict, num_frames: int, img_size: int):
-    from trainer.data import select_frames
+    from trainer.evaluation import ViewSpec
     from videomae.transforms import eval_clip
-    from videomae.video.frames import decode_jpegs
 
-    return eval_clip(decode_jpegs(select_frames(row["frames"], num_frames, 1)), img_size)[None]  # (1, 3, T, S, S)
+    return eval_clip(ViewSpec(img_size, num_frames).frames(row["frames"]), img_size)[None]  # (1, 3, T, S, S)
 
 
 def _masks(grid: tuple[int, int, int], seed: int, i: int):
@@ -120,9 +119,7 @@ def reconstruction_picture(models: dict[str, Path], mix: str, seed: int, n_clips
                 ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=7)
             if r == 0:
                 ax.set_title(f"frame {c * t}", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
     return out
 
 
@@ -134,14 +131,6 @@ def _frames(patches, grid, t: int, p: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- report
-def _metrics(run_dir: str, split: str = "train") -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("split", "train") == split]
-
-
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     values = [v for v in values if v is not None]
     if not values:
@@ -165,10 +154,12 @@ def environment(root: Path) -> dict:
 
 
 def collect(results: Path) -> dict:
+    from trainer.metrics import read_metrics
+
     found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "results"}
     pre = {k: v for k, v in found.items() if k.startswith("pretrain-")}
     for rec in pre.values():
-        rows = _metrics(rec["run_dir"])
+        rows = read_metrics(rec["run_dir"])
         rec["curve"] = [(r["step"], r["loss"]) for r in rows]
         rec["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]])) if rows else None
         # The first logging window holds Ray Data's start-up and the first batch: steady state is the rest.
@@ -176,8 +167,8 @@ def collect(results: Path) -> dict:
         rec["step_time_s"] = float(np.median(steady)) if steady else None
     fine = {k: v for k, v in found.items() if k.startswith("finetune-")}
     for rec in fine.values():
-        rows = _metrics(rec["run_dir"])
-        val = [r for r in rows if "val_top1" in r] or _metrics(rec["run_dir"], "val")
+        rows = read_metrics(rec["run_dir"])
+        val = [r for r in rows if "val_top1" in r] or read_metrics(rec["run_dir"], "val")
         rec["curve"] = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         rec["val_top1"] = val[-1]["val_top1"] if val else None
         rec["val_top5"] = val[-1].get("val_top5") if val else None
@@ -267,39 +258,39 @@ def render(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pretrain(c: dict, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = {}
-    for _key, rec in sorted(c["pretrain"].items()):
-        if not rec["curve"]:
-            continue
-        colour = colours.setdefault(rec["arm"], f"C{len(colours)}")
-        steps, losses = zip(*rec["curve"], strict=True)
-        ax.plot(steps, losses, color=colour, ls="-" if rec["seed"] == 0 else "--",
-                label=f"{rec['arm']} s{rec['seed']}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (on the arm's own decoded tokens)")
-    ax.set_title("pre-training loss per arm (nano, tube 0.9)")
-    ax.legend(fontsize=7)
+def _save(fig, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def _plot_curves(lines: list[tuple[dict, dict]], ylabel: str, title: str, fontsize: int, out: Path) -> None:
+    """Training-loss curves: (run record with its `curve`, matplotlib line options) per line."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for rec, style in lines:
+        if rec["curve"]:
+            ax.plot(*zip(*rec["curve"], strict=True), **style)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=fontsize)
+    _save(fig, out)
+
+
+def plot_pretrain(c: dict, out: Path) -> None:
+    colours: dict[str, str] = {}
+    lines = [(rec, {"color": colours.setdefault(rec["arm"], f"C{len(colours)}"),
+                    "label": f"{rec['arm']} s{rec['seed']}", "ls": "-" if rec["seed"] == 0 else "--"})
+             for _, rec in sorted(c["pretrain"].items()) if rec["curve"]]
+    _plot_curves(lines, "training loss (on the arm's own decoded tokens)", "pre-training loss per arm (nano, tube 0.9)",
+                 7, out)
 
 
 def plot_finetune(c: dict, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for _key, rec in sorted(c["finetune"].items()):
-        if not rec["curve"]:
-            continue
-        steps, losses = zip(*rec["curve"], strict=True)
-        ax.plot(steps, losses, label=f"{rec['init']} s{rec['seed']} (val top-1 {_fmt(rec['val_top1'], pct=True)}%)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (cross-entropy, smoothing 0.1)")
-    ax.set_title("supervised training on the motion classes: pre-trained vs from scratch")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    lines = [(rec, {"label": f"{rec['init']} s{rec['seed']} (val top-1 {_fmt(rec['val_top1'], pct=True)}%)"})
+             for _, rec in sorted(c["finetune"].items())]
+    _plot_curves(lines, "training loss (cross-entropy, smoothing 0.1)",
+                 "supervised training on the motion classes: pre-trained vs from scratch", 8, out)
 
 
 def plot_costs(arms: list[dict], out: Path) -> None:
@@ -318,9 +309,7 @@ def plot_costs(arms: list[dict], out: Path) -> None:
     ax.set_xticks(np.arange(len(keys)) + width * (len(arms) - 1) / 2, [n for _, n in keys])
     ax.set_ylabel("relative to none (V1)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def write_report(results: Path, runs: Path, config: dict, root: Path) -> dict:

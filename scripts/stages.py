@@ -1,10 +1,9 @@
 """The stage runner the orchestrators share: scripts/demo.py, scripts/experiments.py and infra/jobs/pipeline.py.
 
-A stage is one command of a service, run the way users run it (`python -m ingest --config ... --set ...`,
-`python trainer/pretrain.py ...`): in a subprocess from the repository root with its output in
-`<out>/logs/<name>.log` (the lines `progress` picks are echoed), or through `launch` (`ray job submit ... --`) with
-its output passed through. A stage whose `done_marker` exists is skipped; a failed one ends the run with the tail
-of its log (`StageFailed`, a SystemExit). Also here: the `--set` flags and the orchestrators' YAML loading.
+A stage is one service command, run the way users run it (`python -m ingest --config ... --set ...`), from the
+repository root: its output goes to `<out>/logs/<name>.log` (lines `progress` picks are echoed) or, with no `out`,
+passes through (`launch` wraps it, e.g. in `ray job submit ... --`). A stage whose `done_marker` exists is skipped;
+a failure stops the run (SystemExit with the log's tail; passed-through: CalledProcessError).
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the orchestrators run as plain files and import the services' packages
+    sys.path.insert(1, str(ROOT))
 log = logging.getLogger("stages")
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,13 +49,11 @@ class SampleRunConfig(Strict):
     ingest: StageConfig
     pretrain: StageConfig
 
-    def sample_command(self, data: Path) -> list[str]:
-        """Generate the sample videos (and their ingest config) in `data`."""
+    def sample_command(self, data: Path) -> list[str]:  # the sample videos (and their ingest config) in `data`
         small = ["--small"] if self.sample_preset == "small" else []
         return [sys.executable, "-m", "ingest.sample_data", str(data), "--seed", str(self.seed), *small]
 
-    def ingest_command(self, data: Path, output: Path, *sets: str) -> list[str]:
-        """Ingest the videos in `data` into `output` with the ingest stage's config, pointed there by `root`."""
+    def ingest_command(self, data: Path, output: Path, *sets: str) -> list[str]:  # `root` points at `data`
         sets = (f"root={data}", f"output={output}", *sets, *self.ingest.set)
         return [sys.executable, "-m", "ingest", "--config", self.ingest.config, *set_args(list(sets))]
 
@@ -71,8 +70,7 @@ def load_yaml_config(model: type[M], path: str | Path, out: str | None = None, w
 
 
 def command_line(description: str, folder: str, default: str) -> argparse.ArgumentParser:
-    """The orchestrators' shared options: --config (default configs/<folder>/<default>), --quick
-    (configs/<folder>/quick.yaml), --out, --validate. `config_path(args, ...)` picks the file."""
+    """--config (default configs/<folder>/<default>), --quick (configs/<folder>/quick.yaml), --out, --validate."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--config", default=None, help=f"the YAML to run (default configs/{folder}/{default})")
     ap.add_argument("--quick", action="store_true", help=f"the shortened run: configs/{folder}/quick.yaml")
@@ -83,6 +81,7 @@ def command_line(description: str, folder: str, default: str) -> argparse.Argume
 
 
 def config_path(args: argparse.Namespace) -> Path:
+    """The YAML the options name (and logging set up for the run)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     return Path(args.config or ROOT / "configs" / args.folder / ("quick.yaml" if args.quick else args.default_config))
 
@@ -98,12 +97,6 @@ class Stage:
     command: list[str]
     done_marker: str | None = None  # a path or URI: the stage is skipped when it exists
     what: str = ""  # one line for people
-
-
-class StageFailed(SystemExit):
-    def __init__(self, stage: str, code: int, message: str):
-        super().__init__(message)
-        self.stage, self.code = stage, code
 
 
 @dataclass
@@ -147,7 +140,8 @@ class Runner:
         wall, cpu1 = time.perf_counter() - start, os.times()
         self.timings[stage.name] = wall
         if code != 0:
-            raise StageFailed(stage.name, code, f"{stage.name} failed (exit {code})" + self._tail(stage.name))
+            tail = "".join(self.log_path(stage.name).read_text(errors="replace").splitlines(keepends=True)[-30:])
+            raise SystemExit(f"{stage.name} failed (exit {code}); last lines of {self.log_path(stage.name)}:\n{tail}")
         # Children's CPU as the kernel accounts it once they are reaped (Ray's raylet/workers included when reaped).
         usage["children_cpu_s"] = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
                                                                                 - cpu0.children_system)
@@ -157,7 +151,7 @@ class Runner:
 
     def _execute(self, name: str, cmd: list[str], watch) -> tuple[int, dict]:
         if self.out is None:
-            return subprocess.run(cmd, cwd=ROOT, env=self.env).returncode, {}
+            return subprocess.run(cmd, cwd=ROOT, env=self.env, check=True).returncode, {}
         with self.log_path(name).open("w") as fh:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, errors="replace")
@@ -182,13 +176,6 @@ class Runner:
                 log.info("      ... %s running for %.0f s", name, now - start)
                 last_shown = now
         return proc.wait()
-
-    def _tail(self, name: str) -> str:
-        if self.out is None:
-            return ""
-        path = self.log_path(name)
-        tail = "".join(path.read_text(errors="replace").splitlines(keepends=True)[-30:])
-        return f"; last lines of {path}:\n{tail}"
 
 
 def _exists(location: str) -> bool:

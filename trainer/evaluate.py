@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a plain file
 
 import torch
 
-from trainer import evaluation, launch
+from trainer import evaluation, loop
 from trainer.classes import label_space
 from trainer.config import EvaluateConfig
 from videomae import storage
@@ -32,11 +32,10 @@ from videomae.model import VideoMAEClassifier
 
 
 def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> dict:
-    launch.setup_logging()
-    cfg = cfg or launch.validate_or_exit(lambda: launch.parse_args("evaluate", argv, __doc__.splitlines()[0]))
+    cfg = loop.recipe_config("evaluate", argv, __doc__.splitlines()[0], cfg)
     if not cfg.model.init_from:
-        launch.fail("model.init_from: give the model to evaluate (a model dir, training checkpoint or .pth)")
-    model = launch.validate_or_exit(lambda: load_model(cfg.model.init_from, preset=cfg.model.preset))
+        loop.fail("model.init_from: give the model to evaluate (a model dir, training checkpoint or .pth)")
+    model = loop.validate_or_exit(lambda: load_model(cfg.model.init_from, preset=cfg.model.preset))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     arch = model.cfg
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
     paths, options = cfg.data.paths, cfg.data.storage_options
     if cfg.mode == "classifier":
         if not isinstance(model, VideoMAEClassifier) or arch.num_classes == 0:
-            launch.fail("mode: classifier needs a model with a classification head")
+            loop.fail("mode: classifier needs a model with a classification head")
         videos = evaluation.read_videos(paths, cfg.eval.split, cfg.sources, cfg.eval.num_clips, options)
         hits = evaluation.classify_videos(model, videos, views, device=device, batch_size=cfg.eval.batch_size,
                                           label_map=torch.tensor(label_space(cfg)["label_map"]))
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
                                                   batch_size=cfg.eval.batch_size, sources=cfg.sources,
                                                   options=options))
             if not parts:
-                launch.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
+                loop.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
                             f"in split {split!r}")
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
                                                     cfg.linear_lr, cfg.run.seed)
         out = {"top1": top1, "train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
     out["mode"] = cfg.mode
-    launch.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
+    loop.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
     result = storage.join(cfg.run.run_dir, f"eval_{cfg.mode}.json")
     storage.write_text(result, json.dumps(out, indent=2) + "\n", cfg.run.storage_options)
     return out

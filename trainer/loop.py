@@ -18,25 +18,30 @@ torch.compile, gradient checkpointing through the model config) and new jobs plu
 
 from __future__ import annotations
 
+import argparse
 import functools
+import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainer import checkpointing, launch
+from trainer import checkpointing
+from trainer.config import ConfigError, load_config
 from trainer.data import ResumableDataset, SampleSpec
 from trainer.metrics import MetricsSink, StepTimer
 from trainer.optim import Schedule, build_optimizer, set_lr
 from trainer.plan import EpochPlan, ShardIndex
 from trainer.step import Precision, StepResult, train_step
+from videomae import storage
 
-log = launch.log
+log = logging.getLogger("trainer")
 FAIL_MARKER = ".debug_failed_once"
 
 Batch = dict[str, torch.Tensor]
@@ -50,6 +55,9 @@ class Task:
     loss: Callable[[torch.nn.Module, Batch], torch.Tensor]  # (wrapped model, batch on the device) -> scalar loss
     validate: Callable[[torch.nn.Module], dict[str, float]] | None = None  # every rank calls it; metrics to report
     validate_every: int | None = None  # steps between validations; validation also runs at the end
+
+    def validates_at(self, step: int, last: bool) -> bool:
+        return self.validate is not None and (last or bool(self.validate_every and step % self.validate_every == 0))
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,56 @@ class Length:
 MakeTask = Callable[[Any, dict, Worker], Task]  # (recipe config, the recipe's driver info, worker) -> Task
 
 
+# ------------------------------------------------------------------------------------------------ command line
+def recipe_config(kind: str, argv: list[str] | None, description: str, cfg=None):
+    """Logging, then the recipe's config: `cfg` when given (tests), else `--config FILE [--set a.b=value ...]`
+    validated (a bad key exits 2, naming it, before Ray starts)."""
+    setup_logging()
+    if cfg is not None:
+        return cfg
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", required=True, help="YAML recipe under configs/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any key, e.g. --set optim.max_steps=100 (repeatable)")
+    args = parser.parse_args(argv)
+    return validate_or_exit(lambda: load_config(kind, args.config, args.overrides))
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=False)
+    logging.getLogger("trainer").setLevel(logging.INFO)
+
+
+def fail(message: str) -> None:
+    """A config/data problem found on the driver: say it and exit before any worker starts."""
+    log.error("%s", message)
+    raise SystemExit(2)
+
+
+def validate_or_exit(build: Callable[[], Any]) -> Any:
+    """Run a driver-side check (index the shards, read labels); a ValueError becomes a clean exit naming the key."""
+    try:
+        return build()
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
+        fail(str(e))
+
+
 # ------------------------------------------------------------------------------------------------ driver
+def connect_ray() -> None:
+    """`RAY_ADDRESS` (set by `ray job submit`) selects a cluster; without it a local Ray starts in-process."""
+    import ray
+    from ray.data import DataContext
+
+    if not ray.is_initialized():
+        ray.init(log_to_driver=True)
+    # Deterministic block order: a seeded run sees the same first batch, and a resume continues the same sequence.
+    ctx = DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    # Per-operator progress bars flood job logs; the trainer logs its own progress (trainer/metrics.py).
+    ctx.enable_progress_bars = False
+
+
 def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tuple[EpochPlan, Length]:
     """Index the shards (the rows of `data.split`, of `sources`, labeled ones only if `labeled`) and derive the
     run's length: `optim.max_steps`, else `optim.epochs` over the data."""
@@ -84,7 +141,7 @@ def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tup
 
 def fit(cfg, make_task: MakeTask, plan: EpochPlan, length: Length, info: dict | None = None):
     """Train on Ray Train and export the final model; returns Ray's Result. `info` (JSON-able) reaches `make_task`."""
-    launch.connect_ray()
+    connect_ray()
     run = cfg.run
     checkpointing.save_resolved_config(run.run_dir, cfg.model_dump(mode="json"), run.storage_options)
     dataset = ResumableDataset(plan, SampleSpec.from_config(cfg), run.run_dir, length.total_steps * cfg.global_batch,
@@ -104,27 +161,18 @@ def torch_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from videomae import storage
-
     s, run = cfg.scaling, cfg.run
     resources = {"CPU": s.cpus_per_worker, **({"GPU": 1} if s.use_gpu else {})}
-    storage_path, filesystem = run.storage, None
+    path, filesystem = run.storage, None
     if run.storage_options:  # Ray Train takes a pyarrow filesystem for options fsspec would otherwise need
-        filesystem, storage_path = storage.arrow_filesystem(run.storage, run.storage_options)
-    return TorchTrainer(
-        loop,
-        train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu, resources_per_worker=resources),
-        torch_config=TorchConfig(backend="nccl" if s.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=run.name,
-            storage_path=storage_path,
-            storage_filesystem=filesystem,
-            failure_config=FailureConfig(max_failures=run.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=run.keep_checkpoints),
-        ),
-        datasets=datasets,
-    )
+        filesystem, path = storage.arrow_filesystem(run.storage, run.storage_options)
+    run_config = RunConfig(name=run.name, storage_path=path, storage_filesystem=filesystem,
+                           failure_config=FailureConfig(max_failures=run.max_failures),
+                           checkpoint_config=CheckpointConfig(num_to_keep=run.keep_checkpoints))
+    return TorchTrainer(loop, train_loop_config=loop_config, run_config=run_config, datasets=datasets,
+                        scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
+                                                     resources_per_worker=resources),
+                        torch_config=TorchConfig(backend="nccl" if s.use_gpu else "gloo"))
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -135,21 +183,64 @@ def train_worker(make_task: MakeTask, config_type: type, loop_config: dict) -> N
 
     cfg = config_type.model_validate(loop_config["config"])
     length = Length(**loop_config["length"])
+    total = length.total_steps
     ctx = ray.train.get_context()
     worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
-    launch.setup_logging()
-
-    # The same init on every rank (seeded), then the checkpoint's weights if this run resumes.
-    torch.manual_seed(cfg.run.seed)
+    setup_logging()
+    torch.manual_seed(cfg.run.seed)  # the same init on every rank, then the checkpoint's weights if this run resumes
     task = make_task(cfg, loop_config["info"], worker)
     model, optimizer, scaler, position = _setup(task.model, cfg, worker.device)
-    if position["step"] >= length.total_steps:  # restarted after its last checkpoint: nothing left, no report
-        log.info("run already complete at step %d of %d", position["step"], length.total_steps)
+    step = start = position["step"]
+    if step >= total:  # restarted after its last checkpoint: nothing left to train (no report, on every rank)
+        log.info("run already complete at step %d of %d", step, total)
         return
+    precision = Precision.resolve(cfg.scaling.precision, worker.device)
+    schedule = Schedule.from_config(cfg.optim, cfg.lr_scale, total, length.steps_per_epoch)
+    sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if worker.rank == 0 else None
+    timer, results, first_seq = StepTimer(), [], None
+    tokens_per_clip = checkpointing.unwrap(model).cfg.num_patches
     batches = ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=cfg.data.batch_size * cfg.data.num_sample, drop_last=True,
         prefetch_batches=cfg.data.prefetch_batches)
-    _Run(cfg, task, worker, length, model, optimizer, scaler, position).train(batches)
+    model.train()
+    for batch in batches:
+        if step >= total:
+            break
+        if first_seq is None:
+            first_seq = int(batch["seq"].min())
+            if worker.world == 1 and first_seq != position["samples_seen"]:
+                log.warning("data stream starts at %d, checkpoint position is %d", first_seq, position["samples_seen"])
+        batch = {k: v.to(worker.device, non_blocking=True) for k, v in batch.items()}
+        set_lr(optimizer, schedule(step))
+        results.append(train_step(model, optimizer, functools.partial(task.loss, model, batch), precision, scaler,
+                                  cfg.optim.clip_grad, step))
+        step += 1
+        timer.tick(len(batch["clip"]), len(batch["clip"]) * tokens_per_clip)
+        _maybe_fail(cfg, step, worker.rank)
+
+        last = step == total
+        validating = task.validates_at(step, last)
+        saving = step % cfg.run.checkpoint_every == 0 or last
+        if step % cfg.run.log_every and not saving and not validating:
+            continue
+        metrics, results = _window(results, timer, worker), []
+        samples_seen = step * cfg.global_batch
+        metrics.update(lr=schedule(step - 1), step=step, samples_seen=samples_seen,
+                       epoch=samples_seen / length.epoch_length, attempt_start_step=start, attempt_first_seq=first_seq)
+        if validating:
+            metrics.update(task.validate(model))
+        if sink is not None:
+            sink.log(step, metrics)
+        if not saving:
+            ray.train.report(metrics)
+            continue
+        model_state, optim_state = checkpointing.full_state(model, optimizer, cfg.scaling.strategy == "fsdp")
+        write = None if worker.rank else functools.partial(
+            checkpointing.write_checkpoint, model=model, model_state=model_state, optim_state=optim_state,
+            scaler=scaler, step=step, samples_seen=samples_seen, epoch=metrics["epoch"])
+        checkpointing.report_checkpoint(metrics, write)
+    if sink is not None:
+        sink.close()
 
 
 def _setup(model: torch.nn.Module, cfg, device: torch.device):
@@ -169,93 +260,15 @@ def _setup(model: torch.nn.Module, cfg, device: torch.device):
     return model, optimizer, scaler, position
 
 
-@dataclass
-class _Run:
-    """One worker's training from its restored position: the step, and the log/validate/checkpoint rhythm."""
-
-    cfg: Any
-    task: Task
-    worker: Worker
-    length: Length
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    position: dict
-    results: list[StepResult] = field(default_factory=list)  # since the last report
-
-    def train(self, batches) -> None:
-        cfg, worker, total = self.cfg, self.worker, self.length.total_steps
-        precision = Precision.resolve(cfg.scaling.precision, worker.device)
-        schedule = Schedule.from_config(cfg.optim, cfg.lr_scale, total, self.length.steps_per_epoch)
-        sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if worker.rank == 0 else None
-        timer, tokens_per_clip = StepTimer(), checkpointing.unwrap(self.model).cfg.num_patches
-        step = start = self.position["step"]
-        first_seq = None
-        self.model.train()
-        for batch in batches:
-            if step >= total:
-                break
-            if first_seq is None:
-                first_seq = int(batch["seq"].min())
-                if worker.world == 1 and first_seq != self.position["samples_seen"]:
-                    log.warning("data stream starts at %d, checkpoint position is %d", first_seq,
-                                self.position["samples_seen"])
-            batch = {k: v.to(worker.device, non_blocking=True) for k, v in batch.items()}
-            set_lr(self.optimizer, schedule(step))
-            loss = functools.partial(self.task.loss, self.model, batch)
-            self.results.append(train_step(self.model, self.optimizer, loss, precision, self.scaler,
-                                           cfg.optim.clip_grad, step))
-            step += 1
-            clips = batch["clip"].shape[0]
-            timer.tick(clips, clips * tokens_per_clip)
-            _maybe_fail(cfg, step, worker.rank)
-            if self._reports(step):
-                metrics = self._metrics(timer)
-                samples_seen = step * cfg.global_batch
-                metrics.update(lr=schedule(step - 1), step=step, samples_seen=samples_seen,
-                               epoch=samples_seen / self.length.epoch_length, attempt_start_step=start,
-                               attempt_first_seq=first_seq)
-                self._report(step, metrics, sink)
-        if sink is not None:
-            sink.close()
-
-    def _validates(self, step: int) -> bool:
-        every = self.task.validate_every
-        return self.task.validate is not None and (step == self.length.total_steps or bool(every and step % every == 0))
-
-    def _checkpoints(self, step: int) -> bool:
-        return step % self.cfg.run.checkpoint_every == 0 or step == self.length.total_steps
-
-    def _reports(self, step: int) -> bool:
-        return step % self.cfg.run.log_every == 0 or self._checkpoints(step) or self._validates(step)
-
-    def _metrics(self, timer: StepTimer) -> dict[str, Any]:
-        """Loss, grad norm and throughput since the last report, averaged over workers (every rank calls it)."""
-        n = max(len(self.results), 1)
-        local = {"loss": sum(r.loss for r in self.results) / n, "grad_norm": sum(r.grad_norm for r in self.results) / n,
-                 **timer.window()}
-        self.results = []
-        metrics = mean_across_workers(local, self.worker.device)
-        metrics["clips_per_s"] *= self.worker.world  # throughput of the whole run, not one worker
-        metrics["tokens_per_s"] *= self.worker.world
-        return metrics
-
-    def _report(self, step: int, metrics: dict, sink: MetricsSink | None) -> None:
-        import ray.train
-
-        if self._validates(step):
-            metrics.update(self.task.validate(self.model))
-        if sink is not None:
-            sink.log(step, metrics)
-        if not self._checkpoints(step):
-            ray.train.report(metrics)
-            return
-        model_state, optim_state = checkpointing.full_state(self.model, self.optimizer,
-                                                            self.cfg.scaling.strategy == "fsdp")
-        write = None if self.worker.rank else functools.partial(
-            checkpointing.write_checkpoint, model=self.model, model_state=model_state, optim_state=optim_state,
-            scaler=self.scaler, step=step, samples_seen=metrics["samples_seen"], epoch=metrics["epoch"])
-        checkpointing.report_checkpoint(metrics, write)
+def _window(results: list[StepResult], timer: StepTimer, worker: Worker) -> dict[str, float]:
+    """Loss, grad norm and throughput since the last report, averaged over workers (every rank calls it)."""
+    n = max(len(results), 1)
+    local = {"loss": sum(r.loss for r in results) / n, "grad_norm": sum(r.grad_norm for r in results) / n,
+             **timer.window()}
+    metrics = mean_across_workers(local, worker.device)
+    metrics["clips_per_s"] *= worker.world  # throughput of the whole run, not one worker
+    metrics["tokens_per_s"] *= worker.world
+    return metrics
 
 
 def _maybe_fail(cfg, step: int, rank: int) -> None:

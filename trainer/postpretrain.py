@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a plain file (`python trainer/postpretra
 
 import torch
 
-from trainer import evaluation, launch, loop
+from trainer import evaluation, loop
 from trainer.classes import label_space
 from trainer.config import AugmentSection, PostpretrainConfig
 from videomae import storage
@@ -34,13 +34,12 @@ from videomae.model import VideoMAEClassifier
 
 
 def main(argv: list[str] | None = None, cfg: PostpretrainConfig | None = None):
-    launch.setup_logging()
-    cfg = cfg or launch.validate_or_exit(lambda: launch.parse_args("postpretrain", argv, __doc__.splitlines()[0]))
-    classes = launch.validate_or_exit(lambda: label_space(cfg))
+    cfg = loop.recipe_config("postpretrain", argv, __doc__.splitlines()[0], cfg)
+    classes = loop.validate_or_exit(lambda: label_space(cfg))
     if cfg.model.init_from and not storage.exists(cfg.model.init_from):
-        launch.fail(f"model.init_from: no checkpoint at {cfg.model.init_from}")
-    plan, length = launch.validate_or_exit(lambda: loop.prepare(cfg, cfg.sources, labeled=True))
-    launch.log.info("post-pre-training %s: %d classes, %d clips/epoch, %d steps, global batch %d x %d, lr %.3g",
+        loop.fail(f"model.init_from: no checkpoint at {cfg.model.init_from}")
+    plan, length = loop.validate_or_exit(lambda: loop.prepare(cfg, cfg.sources, labeled=True))
+    loop.log.info("post-pre-training %s: %d classes, %d clips/epoch, %d steps, global batch %d x %d, lr %.3g",
                     cfg.model.preset, classes["num_classes"], length.epoch_length, length.total_steps,
                     cfg.global_batch, cfg.data.num_sample, cfg.optim.lr * cfg.lr_scale)
     return loop.fit(cfg, make_task, plan, length, classes)

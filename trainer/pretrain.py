@@ -22,16 +22,15 @@ if __package__ in (None, ""):  # run as a plain file (`python trainer/pretrain.p
 
 import torch
 
-from trainer import launch, loop
+from trainer import loop
 from trainer.config import PretrainConfig
 from videomae.model import VideoMAEPretrain
 
 
 def main(argv: list[str] | None = None, cfg: PretrainConfig | None = None):
-    launch.setup_logging()
-    cfg = cfg or launch.validate_or_exit(lambda: launch.parse_args("pretrain", argv, __doc__.splitlines()[0]))
-    plan, length = launch.validate_or_exit(lambda: loop.prepare(cfg))
-    launch.log.info("pre-training %s: %d clips/epoch, %d steps (%d per epoch), global batch %d x %d repeats, lr %.3g",
+    cfg = loop.recipe_config("pretrain", argv, __doc__.splitlines()[0], cfg)
+    plan, length = loop.validate_or_exit(lambda: loop.prepare(cfg))
+    loop.log.info("pre-training %s: %d clips/epoch, %d steps (%d per epoch), global batch %d x %d repeats, lr %.3g",
                     cfg.model.preset, length.epoch_length, length.total_steps, length.steps_per_epoch,
                     cfg.global_batch, cfg.data.num_sample, cfg.optim.lr * cfg.lr_scale)
     return loop.fit(cfg, make_task, plan, length)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the orchestrators' stage runner
 
-from stages import ROOT, Runner, Stage, StageFailed, set_args  # noqa: E402
+from stages import ROOT, Runner, Stage, set_args  # noqa: E402
 
 log = logging.getLogger("pipeline")
 
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             runner.run(stage)  # skipped when its output exists already
-        except StageFailed as e:
-            log.error("%s: job failed (exit %d); logs: ray job logs <submission id>", stage.name, e.code)
+        except subprocess.CalledProcessError as e:
+            log.error("%s: job failed (exit %d); logs: ray job logs <submission id>", stage.name, e.returncode)
             return 1
     log.info("pipeline done: dataset %s, models under %s", settings.dataset, settings.runs)
     return 0

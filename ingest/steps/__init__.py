@@ -1,14 +1,16 @@
 """The ingest steps, in order: one list (`STEPS`), and `walk`, which both runners use to go through it:
-`ingest.local.run_local` in one process, `ingest.pipeline.run` on Ray Data. What a step is: ingest/step.py. Steps
-never import Ray.
+`run_local` in one process (tests, debugging: `python -m ingest --no-ray`), `ingest.pipeline.run` on Ray Data.
+What a step is: ingest/step.py. Steps never import Ray.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 from ingest import dedupe, labels
+from ingest.config import IngestConfig
 from ingest.step import Context, Records, Scope, Step, each
 from ingest.steps import fingerprint, listing, probe, tables, write
 
@@ -46,6 +48,11 @@ def walk(ctx: Context, map_groups: MapGroups, video_groups: int = 1) -> dict:
         # Back in listing order (config order, then key), whatever order the groups finished in.
         records = sorted([*rest, *(r for g in done for r in g)], key=lambda r: (r.source_index, r.key))
     return ctx.facts["manifest"]
+
+
+def run_local(cfg: IngestConfig) -> dict:
+    """The whole ingest in this process; returns the manifest (its "counts" are the per-source summary)."""
+    return walk(Context(cfg, started=time.time()), lambda name, run, groups, ctx: [run(g, ctx) for g in groups])
 
 
 def _stages(steps: tuple[Step, ...]) -> list[tuple[Scope, list[Step]]]:

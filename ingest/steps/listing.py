@@ -11,7 +11,7 @@ import json
 import logging
 import posixpath
 
-from ingest.config import IngestConfig, Source
+from ingest.config import SOURCE_KINDS, IngestConfig, Source
 from ingest.records import MISSING_LABEL, VideoRecord
 from ingest.step import Context, Records
 from videomae import storage
@@ -65,7 +65,7 @@ def _listed_files(source: Source, location: str) -> list[tuple[str, str]]:
 
 def list_source(source: Source, index: int, location: str | None = None) -> list[VideoRecord]:
     """The source's inputs; `location`: its path resolved against the config's root (default: its path)."""
-    location = location or source.path
+    location, labeled = location or source.path, SOURCE_KINDS[source.kind].labeled
     records = []
     if location.lower().endswith(tuple(MANIFEST_READERS)):
         _, path = storage.filesystem(location, source.storage_options)
@@ -80,9 +80,9 @@ def list_source(source: Source, index: int, location: str | None = None) -> list
                 kind=source.kind,
                 split=str(row.get("split") or source.split),
                 key=str(row["uri"]),
-                label_name=label if source.labeled else None,
+                label_name=label if labeled else None,
             )
-            if source.labeled and label is None:
+            if labeled and label is None:
                 rec.reject(MISSING_LABEL, "labeled source row without a label")
             records.append(rec)
     else:
@@ -92,7 +92,7 @@ def list_source(source: Source, index: int, location: str | None = None) -> list
                     uri=uri, source=source.name, source_index=index, kind=source.kind, split=source.split, key=rel
                 )
             )
-        if source.labeled:
+        if labeled:
             # A directory cannot carry labels; say so rather than inventing them from folder names.
             for rec in records:
                 rec.reject(MISSING_LABEL, "labeled sources need a manifest (uri, label, split)")

@@ -96,11 +96,9 @@ def clips_step(records: Records, ctx: Context) -> Records:
     result = write_part(records[0].part, records, ctx.cfg)
     failed = {r["video_id"]: r["detail"] for r in result["rejects"]}
     for rec in records:
+        rec.clips, rec.part_reused = result["clips_per_video"].get(rec.video_id, 0), result["skipped"]
         if rec.video_id in failed:
             rec.reject(DECODE_ERROR, failed[rec.video_id])
-        else:
-            rec.clips = result["clips_per_video"][rec.video_id]
-        rec.part_reused = result["skipped"]
     return records
 
 

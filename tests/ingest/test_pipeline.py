@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.local import run_local
+from ingest.steps import run_local
 from ingest.steps.write import part_uri
 from videomae import shards, video
 

@@ -46,3 +46,18 @@ def test_classifier_has_no_decoder(tmp_path):
     with pytest.raises(ApiError) as e:
         h.require_decoder()
     assert e.value.status == 409 and "decoder" in e.value.detail
+
+
+def test_endpoints_and_operations_come_from_their_modules(tmp_path):
+    """The app serves exactly the routers of the modules in api/routes/, and the model thread runs only operations
+    those modules registered: adding an endpoint is adding a module there (docs/architecture.md)."""
+    from api import routes
+    from api.engine import OPERATIONS
+    from api.main import create_app
+
+    served = set(create_app(Settings(model=str(tmp_path))).openapi()["paths"])
+    assert served == {r.path for router in routes.routers() for r in router.routes}
+    assert {"/v1/embed", "/v1/reconstruct", "/v1/models", "/livez"} <= served
+    assert {"embed", "reconstruct"} <= set(OPERATIONS)
+    with pytest.raises(KeyError, match="no operation 'no_such_op'; registered: .*embed"):
+        asyncio.run(host(tmp_path).run("no_such_op", []))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -133,11 +132,6 @@ def remove(uri: str, options: Options = None) -> None:
     fs.rm(path)
 
 
-def makedirs(uri: str, options: Options = None) -> None:
-    fs, path = filesystem(uri, options)
-    fs.makedirs(path, exist_ok=True)
-
-
 # ---------------------------------------------------------------------------------------------- content
 def read_bytes(uri: str, options: Options = None) -> bytes:
     with open_file(uri, "rb", options) as f:
@@ -173,7 +167,6 @@ def write_text(uri: str, text: str, options: Options = None) -> None:
 def copy_files(src: str, dst: str, src_options: Options = None, dst_options: Options = None) -> None:
     """Copy the files directly inside directory `src` into directory `dst` (created if needed)."""
     fs, path = filesystem(src, src_options)
-    makedirs(dst, dst_options)
     for name in fs.ls(path, detail=False):
         if fs.isfile(name):
             write_bytes(join(dst, posixpath.basename(name)), fs.cat_file(name), dst_options)
@@ -216,13 +209,3 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def remove_tree(uri: str, options: Options = None) -> None:
-    """Delete a directory and everything below it (local: shutil; elsewhere the filesystem's recursive rm)."""
-    if is_local(uri):
-        shutil.rmtree(local_path(uri), ignore_errors=True)
-        return
-    fs, path = filesystem(uri, options)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)

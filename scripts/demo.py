@@ -175,7 +175,7 @@ def clear_previous(out: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
-    out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
+    out = cfg.out_dir
     clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     data, shards, runs = out / "data", out / "shards", out / "runs"
@@ -203,12 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = stages.command_line(__doc__.splitlines()[0], "demo", "quickstart.yaml")
     ap.add_argument("--serve", action="store_true", help="keep the API running at the end (Ctrl-C stops it)")
     args = ap.parse_args(argv)
-    path = stages.config_path(args)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise next to the stage lines
-    cfg = load_config(path, args.out)
+    cfg = load_config(args.config, args.out)
     if args.validate:
         validate_stage_configs(cfg)
-        log.info("%s: ok", path)
+        log.info("%s: ok", args.config)
         return 0
     run_demo(cfg, keep_serving=args.serve)
     return 0

@@ -176,12 +176,10 @@ class ProcessWatch:
 
     def summary(self) -> dict:
         workers = [r for r in self.seen.values() if r.get("train_worker")]
-        return {
-            "train_worker_cpu_s": sum(r["cpu_s"] for r in workers) if workers else None,
-            "train_worker_peak_rss_mb": max((r["peak_rss_mb"] for r in workers), default=None),
-            "all_processes_cpu_s": sum(r.get("cpu_s", 0.0) for r in self.seen.values()),
-            "train_workers_found": len(workers),
-        }
+        return {"train_worker_cpu_s": sum(r["cpu_s"] for r in workers) if workers else None,
+                "train_worker_peak_rss_mb": max((r["peak_rss_mb"] for r in workers), default=None),
+                "all_processes_cpu_s": sum(r.get("cpu_s", 0.0) for r in self.seen.values()),
+                "train_workers_found": len(workers)}
 
 
 def _read(path: str) -> str:
@@ -198,7 +196,7 @@ class Experiment:
 
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
-        self.out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
+        self.out = cfg.out_dir
         self.data, self.runs, self.results = self.out / "data", self.out / "runs", self.out / "results"
         self.mix, self.single = self.out / "shards" / "mix", self.out / "shards" / "single"
         self.runner = stages.Runner(self.out)
@@ -349,10 +347,9 @@ class Experiment:
 # ---------------------------------------------------------------------------------------------- main
 def run(cfg: ExperimentConfig, parts: list[str], arms: list[str] | None, fresh: bool,
         publish: Path | None) -> dict | None:
-    exp_out = (ROOT / cfg.out).resolve() if not Path(cfg.out).is_absolute() else Path(cfg.out)
-    if fresh and exp_out.exists():
-        log.info("removing the previous outputs in %s", exp_out)
-        shutil.rmtree(exp_out)
+    if fresh and cfg.out_dir.exists():
+        log.info("removing the previous outputs in %s", cfg.out_dir)
+        shutil.rmtree(cfg.out_dir)
     exp = Experiment(cfg)
     log.info("experiments -> %s (parts: %s)", exp.out, ", ".join(parts))
     do = {"data": exp.data_stage, "pretrain": lambda: exp.pretrain_stage(arms), "finetune": exp.finetune_stage,
@@ -374,21 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="remove the previous outputs of this experiment first")
     ap.add_argument("--publish", default=None, help="copy results.json, summary.md and the PNGs to this folder")
     args = ap.parse_args(argv)
-    path = stages.config_path(args)
-    cfg = load_config(path, args.out)
+    cfg = load_config(args.config, args.out)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         ap.error(f"--only: unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")
     arms = [a.strip() for a in args.arms.split(",")] if args.arms else None
-    for a in arms or []:
-        try:
-            cfg.arm(a)
-        except KeyError as e:
-            ap.error(f"--arms: {e.args[0]}")
+    for a in (a for a in arms or [] if a not in {arm.name for arm in cfg.arms}):
+        ap.error(f"--arms: no arm {a!r}; arms: {', '.join(arm.name for arm in cfg.arms)}")
     validate_stage_configs(cfg)
     if args.validate:
-        log.info("%s: ok", path)
+        log.info("%s: ok", args.config)
         return 0
     run(cfg, parts, arms, args.fresh, Path(args.publish) if args.publish else None)
     return 0

@@ -209,9 +209,7 @@ def arm_table(c: dict, order: list[str]) -> list[dict]:
 
 
 def _fmt(v, digits: int = 3, pct: bool = False) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:.1f}" if pct else f"{v:.{digits}g}"
+    return "-" if v is None else f"{100 * v:.1f}" if pct else f"{v:.{digits}g}"
 
 
 def _cell(row: dict, key: str, digits: int = 3, pct: bool = False) -> str:
@@ -346,10 +344,8 @@ def write_report(results: Path, runs: Path, config: dict, root: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- step cost
 def _vm(key: str) -> int:
     """This process's VmHWM / VmRSS in kB (/proc/self/status)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next((int(line.split()[1]) for line in lines if line.startswith(key + ":")), 0)
 
 
 def step_cost(preset: str, decoder: str, batch: int, steps: int, seed: int = 0) -> dict:

@@ -9,6 +9,7 @@ a failure stops the run (SystemExit with the log's tail; passed-through: CalledP
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -33,9 +34,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StageConfig(Strict):
-    """A service stage in an orchestrator's YAML: the service's own config and `--set` overrides."""
-
+class StageConfig(Strict):  # a service stage in an orchestrator's YAML
     config: str  # the service's own YAML under configs/
     set: list[str] = Field(default_factory=list)  # `--set key=value` overrides, as on its command line
 
@@ -48,6 +47,10 @@ class SampleRunConfig(Strict):
     seed: int = 0
     ingest: StageConfig
     pretrain: StageConfig
+
+    @property
+    def out_dir(self) -> Path:  # `out`; a relative one is under the repository root
+        return Path(self.out) if Path(self.out).is_absolute() else (ROOT / self.out).resolve()
 
     def sample_command(self, data: Path) -> list[str]:  # the sample videos (and their ingest config) in `data`
         small = ["--small"] if self.sample_preset == "small" else []
@@ -71,19 +74,14 @@ def load_yaml_config(model: type[M], path: str | Path, out: str | None = None, w
 
 def command_line(description: str, folder: str, default: str) -> argparse.ArgumentParser:
     """--config (default configs/<folder>/<default>), --quick (configs/<folder>/quick.yaml), --out, --validate."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--config", default=None, help=f"the YAML to run (default configs/{folder}/{default})")
-    ap.add_argument("--quick", action="store_true", help=f"the shortened run: configs/{folder}/quick.yaml")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / folder / default, help="the YAML to run")
+    ap.add_argument("--quick", dest="config", action="store_const", const=ROOT / "configs" / folder / "quick.yaml",
+                    help=f"the shortened run: configs/{folder}/quick.yaml")
     ap.add_argument("--out", default=None, help="output directory (default: the config's `out`)")
     ap.add_argument("--validate", action="store_true", help="only validate the config and its stages' configs")
-    ap.set_defaults(folder=folder, default_config=default)
     return ap
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    """The YAML the options name (and logging set up for the run)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    return Path(args.config or ROOT / "configs" / args.folder / ("quick.yaml" if args.quick else args.default_config))
 
 
 def set_args(assignments: list[str]) -> list[str]:
@@ -127,7 +125,9 @@ class Runner:
     def run(self, stage: Stage, watch: Callable[[int], Any] | None = None) -> dict | None:
         """Run one stage: {"wall_s", "command", "children_cpu_s", **what `watch(pid)` saw}; None when skipped.
         `watch`: a context manager over the process id with a `summary()` (scripts/experiments.py ProcessWatch)."""
-        if not self.dry_run and stage.done_marker and _exists(stage.done_marker):
+        from videomae import storage
+
+        if not self.dry_run and stage.done_marker and storage.exists(stage.done_marker):
             log.info("%s: done already (%s exists), skipped", stage.name, stage.done_marker)
             return None
         cmd = self.launch(stage)
@@ -143,8 +143,7 @@ class Runner:
             tail = "".join(self.log_path(stage.name).read_text(errors="replace").splitlines(keepends=True)[-30:])
             raise SystemExit(f"{stage.name} failed (exit {code}); last lines of {self.log_path(stage.name)}:\n{tail}")
         # Children's CPU as the kernel accounts it once they are reaped (Ray's raylet/workers included when reaped).
-        usage["children_cpu_s"] = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
-                                                                                - cpu0.children_system)
+        usage["children_cpu_s"] = sum(cpu1[i] - cpu0[i] for i in (2, 3))  # os.times: children's user + system
         log.info("      %s done in %.0f s %s", stage.name, wall,
                  {k: round(v, 1) for k, v in usage.items() if isinstance(v, float)})
         return {"wall_s": wall, "command": shlex.join(cmd), **usage}
@@ -152,14 +151,12 @@ class Runner:
     def _execute(self, name: str, cmd: list[str], watch) -> tuple[int, dict]:
         if self.out is None:
             return subprocess.run(cmd, cwd=ROOT, env=self.env, check=True).returncode, {}
-        with self.log_path(name).open("w") as fh:
+        with self.log_path(name).open("w") as fh, contextlib.ExitStack() as stack:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, errors="replace")
-            if watch is None:
-                return self._follow(name, proc, fh), {}
-            with watch(proc.pid) as w:
-                code = self._follow(name, proc, fh)
-            return code, w.summary()
+            w = stack.enter_context(watch(proc.pid)) if watch else None
+            code = self._follow(name, proc, fh)
+        return code, w.summary() if w else {}
 
     def _follow(self, name: str, proc: subprocess.Popen, fh) -> int:
         """Copy the output to the log; echo progress lines, and a heartbeat when none came for 30 s."""
@@ -176,9 +173,3 @@ class Runner:
                 log.info("      ... %s running for %.0f s", name, now - start)
                 last_shown = now
         return proc.wait()
-
-
-def _exists(location: str) -> bool:
-    from videomae import storage
-
-    return storage.exists(location if "://" in location else os.path.abspath(location))

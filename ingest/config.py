@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from videomae import storage
-from videomae.configfile import ConfigError, apply_override, load_typed  # noqa: F401 (re-exported)
+from videomae.configfile import ConfigError, Location, apply_override, load_typed  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,11 @@ class RayOptions(_Strict):
 
 
 class IngestConfig(_Strict):
-    output: str
+    output: Location  # local paths are made absolute against the directory the command runs in (on the driver)
     storage_options: dict[str, Any] = Field(default_factory=dict)  # the output filesystem's (fsspec storage_options)
-    root: str | None = None  # where relative `sources[].path`s are (a directory or URI; None: the working directory)
+    # Where relative `sources[].path`s are: a directory or URI; by default the directory the command runs in. Made
+    # absolute on the driver, so the Ray tasks that probe and decode read the files the user meant.
+    root: Location = Field(".", validate_default=True)
     sources: list[Source] = Field(min_length=1)
     clips: Clips = Field(default_factory=Clips)
     dedupe: Dedupe = Field(default_factory=Dedupe)
@@ -125,7 +127,7 @@ class IngestConfig(_Strict):
 
     def path_of(self, source: Source) -> str:
         """The source's path, resolved against `root`."""
-        return storage.resolve(self.root or "", source.path)
+        return storage.resolve(self.root, source.path)
 
     @property
     def digest(self) -> str:

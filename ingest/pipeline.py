@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 def init_ray(cfg: IngestConfig) -> None:
     """Join RAY_ADDRESS's cluster if set (also what `ray job submit` sets), else start Ray in this process."""
+    # Ray Data's progress bars only where a person watches a terminal; a log (a job, CI, `> file`) gets the plain
+    # progress lines this module writes.
+    ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")

@@ -11,14 +11,13 @@ Keys other parts rely on (DESIGN.md): `data.path` (a shard dataset directory/URI
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from videomae.config import VideoMAEConfig
-from videomae.configfile import ConfigError, apply_override, load_typed  # noqa: F401 (re-exported)
+from videomae.configfile import ConfigError, Location, apply_override, load_typed  # noqa: F401 (re-exported)
 from videomae.masks import MaskingConfig
 from videomae.presets import list_presets
 
@@ -31,7 +30,7 @@ class _Section(BaseModel):
 class RunSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     # Ray Train's storage: a local path or a URI (s3://, gs://, NFS). The same (storage_path, name) resumes.
-    storage_path: str = "~/videomae_runs"
+    storage_path: Location = Field("~/videomae_runs", validate_default=True)
     seed: int = 0
     checkpoint_every: int = Field(500, ge=1)  # steps; a checkpoint is also written at the end
     keep_checkpoints: int = Field(3, ge=1)
@@ -43,11 +42,10 @@ class RunSection(_Section):
 
     @property
     def storage(self) -> str:
-        """Absolute for local paths (Ray Train needs one). Under `ray job submit` a relative path would land in the
-        job's temporary working-dir copy: give clusters an absolute path or a URI."""
-        if "://" in self.storage_path:
-            return self.storage_path
-        return os.path.abspath(os.path.expanduser(self.storage_path))
+        """Where Ray Train keeps the run: `storage_path`, absolute since validation (Ray Train needs that). Under
+        `ray job submit` a relative path resolves in the job's own working-dir copy: give clusters an absolute path
+        or a URI."""
+        return self.storage_path
 
     @property
     def run_dir(self) -> str:
@@ -55,7 +53,7 @@ class RunSection(_Section):
 
 
 class DataSection(_Section):
-    path: str | list[str]
+    path: Location | list[Location]
     # Sampling shares of a mix, one per path (default: proportional to each dataset's clip count).
     weights: list[float] | None = None
     split: str = "train"
@@ -104,7 +102,7 @@ class ModelSection(_Section):
     grad_checkpointing: bool = False  # the reference's `--with_checkpoint` (H and g)
     compile: bool = False  # torch.compile the model on the worker
     # Post-pre-training / fine-tuning / evaluation: weights to start from (our dir, a Ray checkpoint dir or a .pth).
-    init_from: str | None = None
+    init_from: Location | None = None
 
     @field_validator("preset")
     @classmethod

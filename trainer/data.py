@@ -146,6 +146,9 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: in
     # (and node memory) far beyond the few batches the trainer needs.
     ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
         object_store_memory=buffer_mb * 1024 * 1024)
+    # Ray Train executes this dataset in its own process, with this context (not the driver's): no per-operator
+    # progress bars there, whose terminal escapes filled job logs; the loop logs its own progress.
+    ds.context.enable_progress_bars = False
     return ds
 
 

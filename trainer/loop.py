@@ -19,6 +19,7 @@ torch.compile, gradient checkpointing through the model config) and new jobs plu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import math
@@ -36,7 +37,7 @@ from trainer import checkpointing
 from trainer.config import ConfigError, load_config
 from trainer.data import ResumableDataset, SampleSpec
 from trainer.metrics import MetricsSink, StepTimer
-from trainer.optim import Schedule, build_optimizer, set_lr
+from trainer.optim import Schedule, build_optimizer, set_lr, warmup_problem
 from trainer.plan import EpochPlan, ShardIndex
 from trainer.step import Precision, StepResult, train_step
 from videomae import storage
@@ -136,6 +137,9 @@ def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tup
     plan = EpochPlan(index, cfg.run.seed, cfg.data.weights, cfg.data.chunks_per_unit)
     steps_per_epoch = max(1, plan.mean_epoch_length // cfg.global_batch)
     total = cfg.optim.max_steps or math.ceil(cfg.optim.epochs * steps_per_epoch)
+    problem = warmup_problem(cfg.optim, total, steps_per_epoch)
+    if problem:
+        log.warning("%s", problem)
     return plan, Length(total, steps_per_epoch, plan.mean_epoch_length)
 
 
@@ -248,15 +252,17 @@ def _setup(model: torch.nn.Module, cfg, device: torch.device):
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
-    ckpt_dir = checkpoint.to_directory() if checkpoint is not None else None
-    position = checkpointing.restore_model(ckpt_dir, model) if ckpt_dir else {"step": 0, "samples_seen": 0}
-    model = wrap_model(model, cfg.scaling.strategy)
-    if cfg.model.compile:
-        model = torch.compile(model)
-    optimizer = build_optimizer(checkpointing.unwrap(model), cfg.optim)
-    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16/fp32: no loss scaling
-    if ckpt_dir is not None:
-        checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, cfg.scaling.strategy == "fsdp")
+    # as_directory: the checkpoint itself when it is on local storage, else a download removed on exit (to_directory
+    # without a path left a full copy in /tmp/checkpoint_tmp_* on every restart).
+    with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext() as ckpt_dir:
+        position = checkpointing.restore_model(ckpt_dir, model) if ckpt_dir else {"step": 0, "samples_seen": 0}
+        model = wrap_model(model, cfg.scaling.strategy)
+        if cfg.model.compile:
+            model = torch.compile(model)
+        optimizer = build_optimizer(checkpointing.unwrap(model), cfg.optim)
+        scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16/fp32: no loss scaling
+        if ckpt_dir is not None:
+            checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, cfg.scaling.strategy == "fsdp")
     return model, optimizer, scaler, position
 
 

@@ -69,7 +69,7 @@ class Schedule:
 
     @classmethod
     def from_config(cls, cfg: OptimSection, lr_scale: float, total_steps: int, steps_per_epoch: int) -> Schedule:
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * steps_per_epoch)
+        warmup = requested_warmup(cfg, steps_per_epoch)
         return cls(cfg.lr * lr_scale, cfg.min_lr * lr_scale, cfg.warmup_lr * lr_scale, min(warmup, total_steps),
                    total_steps)
 
@@ -81,6 +81,22 @@ class Schedule:
         i = step - self.warmup_steps
         n = max(self.total_steps - self.warmup_steps, 1)
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * min(i, n) / n))
+
+
+def requested_warmup(cfg: OptimSection, steps_per_epoch: int) -> int:
+    """Warmup steps as the config asks: `warmup_steps`, else `warmup_epochs` of the run's epochs."""
+    return cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * steps_per_epoch)
+
+
+def warmup_problem(cfg: OptimSection, total_steps: int, steps_per_epoch: int) -> str | None:
+    """What to tell the user when the warmup asked for is longer than the run (the schedule then warms up over the
+    whole run and never reaches its cosine part), else None."""
+    warmup = requested_warmup(cfg, steps_per_epoch)
+    if warmup <= total_steps:
+        return None
+    key = "optim.warmup_steps" if cfg.warmup_steps is not None else "optim.warmup_epochs"
+    return (f"{key}: a warmup of {warmup} steps is longer than the run ({total_steps} steps); the lr rises over the "
+            f"whole run and never decays. Lower {key} or lengthen the run (optim.max_steps / optim.epochs).")
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

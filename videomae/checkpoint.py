@@ -73,7 +73,14 @@ def _preview(keys: list[str], limit: int = 12) -> str:
 def read_torch_file(path: Path) -> dict[str, Any]:
     # weights_only keeps pickle from running code; the reference saves its argparse Namespace beside the weights.
     torch.serialization.add_safe_globals([argparse.Namespace])
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError (not a zip/pickle), EOFError (empty)...
+        raise CheckpointError(
+            f"{path}: not a checkpoint this loader reads ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            "Give our model directory (config.json + model.safetensors), a training checkpoint or run directory "
+            "holding one under model/, a Hugging Face VideoMAE directory, or a reference .pth/.pt/.bin file "
+            "saved with torch.save") from None
 
 
 def unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -7,12 +7,19 @@ A service defines its pydantic models (unknown keys forbidden) and calls `load_t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
+
+from videomae import storage
 
 M = TypeVar("M", bound=BaseModel)
+
+# A path or URI in a config: local paths are made absolute against the directory the command runs in, when the config
+# is validated on the driver (`storage.absolute`), so workers and `ray job submit` entrypoints, which run elsewhere,
+# see the same files. Validating again on a worker leaves an absolute path as it is.
+Location = Annotated[str, AfterValidator(storage.absolute)]
 
 
 class ConfigError(ValueError):

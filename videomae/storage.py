@@ -58,6 +58,19 @@ def resolve(base: str, path: str) -> str:
     return join(base, path) if "://" in base else posixpath.normpath(posixpath.join(base, path))
 
 
+def absolute(location: str) -> str:
+    """A config's location made independent of the working directory: a local path becomes absolute (`~` expanded),
+    resolved against the directory the command runs in; a URI stays as it is. Configs apply this on the driver,
+    when they are validated, so a Ray worker or a `ray job submit` entrypoint (each with a working directory of its
+    own) reads and writes where the user meant."""
+    text = os.fspath(location)
+    if not text or not is_local(text):
+        return text
+    if text.startswith("file://"):
+        return "file://" + os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
+    return os.path.abspath(os.path.expanduser(text))
+
+
 def is_glob(path: str) -> bool:
     return any(c in path for c in GLOB_CHARS)
 

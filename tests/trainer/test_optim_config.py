@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -91,5 +92,7 @@ def test_script_fails_before_ray_starts(tmp_path):
 def test_set_overrides_and_round_trip():
     cfg = load_config("pretrain", REPO / "configs/pretrain/tiny.yaml", ["optim.max_steps=7", "data.path=[a, b]",
                                                                          "data.weights=[1, 3]"])
-    assert cfg.optim.max_steps == 7 and cfg.data.paths == ["a", "b"]
+    # Relative paths are resolved on the driver, against the directory the command runs in (issue 17: a Ray worker
+    # or a `ray job submit` entrypoint has another working directory); validating again (on a worker) keeps them.
+    assert cfg.optim.max_steps == 7 and cfg.data.paths == [os.path.abspath("a"), os.path.abspath("b")]
     assert PretrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg

@@ -9,11 +9,29 @@ import sys
 from api.settings import Settings, SettingsError, describe_variables
 
 
+def check(settings: Settings) -> int:
+    """`--check`: the settings are valid and the model loads (as the server would load it); exit 0, else 2."""
+    from api.engine import describe
+    from videomae import load_model
+
+    log = logging.getLogger("api")
+    try:
+        model = load_model(settings.model, preset=settings.preset)
+    except Exception as e:  # FileNotFoundError, CheckpointError, a corrupt file: all mean "will not serve"
+        log.error("VIDEOMAE_MODEL=%s does not load: %s", settings.model, e)
+        return 2
+    info = describe(model)
+    log.info("settings are valid: %s", settings.model_dump(exclude={"api_keys"}))
+    log.info("model loads: %s (%d parameters, feature dim %d, reconstruct=%s)", info.id, info.parameters,
+             info.feature_dim, info.can_reconstruct)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m api", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="VideoMAE V2 API server. Settings come from the environment:\n" + describe_variables())
-    parser.add_argument("--check", action="store_true", help="validate the settings and exit")
+    parser.add_argument("--check", action="store_true", help="validate the settings, load the model, and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -22,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("api").error("%s", e)
         return 2
     if args.check:
-        logging.getLogger("api").info("settings are valid: %s", settings.model_dump(exclude={"api_keys"}))
-        return 0
+        return check(settings)
 
     import uvicorn
 

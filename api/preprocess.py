@@ -22,7 +22,7 @@ from api.settings import Settings
 from videomae.transforms import eval_clip
 from videomae.video import VideoError, VideoInfo, clip_indices, decode_frames, probe, sniff_file
 
-_REASONS = {
+REASON_TAGS = {
     "empty": "empty_video",
     "unreadable": "unreadable_video",
     "no_video_stream": "no_video_stream",
@@ -32,7 +32,7 @@ _REASONS = {
 
 def _as_api_error(e: VideoError) -> ApiError:
     detail = e.detail or e.reason  # the library keeps file paths out of details
-    tag = _REASONS.get(e.reason, "bad_video")
+    tag = REASON_TAGS.get(e.reason, "bad_video")
     hint = {"decode_error": " (truncated or corrupt?)", "no_video_stream": " (audio only?)"}.get(e.reason, "")
     return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
 

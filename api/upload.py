@@ -54,6 +54,7 @@ class _FilePart:
         self.parts = 0
         self.found = False
         self.finished = False
+        self.names: list[str] = []  # the other fields' names (a few), for the missing_file message
         self._in_file = False
         self._header_field = b""
         self._header_value = b""
@@ -91,6 +92,8 @@ class _FilePart:
     def _headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         is_file = params.get(b"name") == FIELD.encode()
+        if not is_file and len(self.names) < 4:
+            self.names.append(params.get(b"name", b"").decode("utf-8", "replace")[:40])
         if is_file and self.found:
             raise ApiError(400, "bad_multipart", f"more than one '{FIELD}' field")
         self._in_file = is_file
@@ -104,9 +107,9 @@ class _FilePart:
                 raise ApiError(413, "upload_too_large", f"the upload exceeds {self.limit} bytes")
             self.sink.write(data[start:end])
         else:
+            # Discarded, and bounded only by the whole body's limit (`_stream_into`): a video sent under another
+            # field name must get 422 missing_file, which names the field, not 413.
             self.other_bytes += n
-            if self.other_bytes > _MAX_OTHER_PART_BYTES:
-                raise ApiError(413, "upload_too_large", "form fields other than 'file' are limited to 64 KiB")
 
     def _part_end(self) -> None:
         self._in_file = False
@@ -166,7 +169,8 @@ async def received_upload(request: Request, settings: Settings) -> AsyncIterator
         if not part.finished:
             raise ApiError(400, "bad_multipart", "the multipart body ended before its closing boundary")
         if not part.found:
-            raise ApiError(422, "missing_file", f"the form has no '{FIELD}' field")
+            seen = f" (it has: {', '.join(repr(n) for n in part.names)})" if part.names else ""
+            raise ApiError(422, "missing_file", f"the form has no '{FIELD}' field{seen}: send the video as '{FIELD}'")
         if part.file_bytes == 0:
             raise ApiError(400, "empty_file", f"the '{FIELD}' field is empty")
         yield path

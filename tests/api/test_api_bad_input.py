@@ -71,6 +71,10 @@ def test_empty_file_and_missing_field(client):
     assert_client_error(client.post("/v1/embed", files={"video": ("a.mp4", b"abc", "video/mp4")}), 422,
                         "missing_file")
     assert_client_error(client.post("/v1/embed", data={"other": "x"}, files={"x": ("a", b"1")}), 422, "missing_file")
+    # A real-sized video under the wrong field name is a missing field, not an oversized form (it was 413).
+    r = client.post("/v1/embed", files={"video": ("a.mp4", bytes(69 * 1024), "video/mp4")})
+    assert_client_error(r, 422, "missing_file")
+    assert "'video'" in r.json()["detail"]
 
 
 def test_malformed_multipart(client):

@@ -56,6 +56,16 @@ def _run_module(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def test_python_m_api_refuses_unsafe_settings_before_serving():
     out = _run_module({"VIDEOMAE_MODEL": "/m", "VIDEOMAE_HOST": "0.0.0.0"})
     assert out.returncode == 2 and "VIDEOMAE_API_KEYS" in out.stderr
-    ok = _run_module({"VIDEOMAE_MODEL": "/m"}, "--check")
-    assert ok.returncode == 0, ok.stderr
     assert "VIDEOMAE_MAX_UPLOAD_BYTES" in _run_module({}, "--help").stdout
+
+
+def test_check_loads_the_model(model_dirs, tmp_path):
+    """`--check` says "valid" only for settings the server would start with: the model must load."""
+    ok = _run_module({"VIDEOMAE_MODEL": str(model_dirs["random"])}, "--check")
+    assert ok.returncode == 0 and "model loads: videomae-nano-pretrain" in ok.stderr, ok.stderr
+    missing = _run_module({"VIDEOMAE_MODEL": str(tmp_path / "nowhere")}, "--check")
+    assert missing.returncode == 2 and "does not load" in missing.stderr and "no checkpoint at" in missing.stderr
+    not_weights = tmp_path / "config.json"
+    not_weights.write_text("{}")
+    wrong = _run_module({"VIDEOMAE_MODEL": str(not_weights)}, "--check")
+    assert wrong.returncode == 2 and "not a checkpoint this loader reads" in wrong.stderr, wrong.stderr

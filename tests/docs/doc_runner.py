@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ class Override:
         return re.sub(self.pattern, lambda m: f"{m.group(0)} {self.extra}", line)
 
 
+# Commands that change the environment the tests run in (the workspace's .venv is the suite's own environment):
+# a block with one of these must carry a mark that keeps it from this runner.
+ENVIRONMENT_CHANGING = ("make setup", "scripts/setup.sh", "pip install", "make test", "pytest")
+
+
 def blocks(page: str, mark: str | None = None) -> list[Block]:
     """The code blocks of `page` (relative to the repository) in document order: the runnable ones without a mark
     that keeps them from this runner, or those carrying `mark`."""
@@ -71,6 +77,10 @@ def blocks(page: str, mark: str | None = None) -> list[Block]:
             continue
         block = Block(page, b.lineno, language, b.code, tuple(b.marks))
         if mark is None and not any(block.has(m) for m in NOT_HERE):
+            bad = [c for c in ENVIRONMENT_CHANGING if c in block.code]
+            if bad:
+                raise ValueError(f"{block.where}: runs {bad[0]!r}, which changes the test environment; mark the block "
+                                 "<!--pytest.mark.skip(reason=...)--> and say which test covers it")
             out.append(block)
         elif mark is not None and block.has(mark):
             out.append(block)
@@ -107,7 +117,8 @@ def _wait_ready(log: str, port: int = 8000, timeout_s: int = 180) -> str:
     """Bash: poll the server's /readyz (bounded); on timeout or exit, print its log and fail."""
     return (f"for __i in $(seq {timeout_s}); do "
             f"if curl -sf localhost:{port}/readyz >/dev/null; then break; fi; "
-            f"if ! kill -0 \"${{__servers[-1]}}\" 2>/dev/null; then cat {log} >&2; echo 'server exited' >&2; exit 1; fi; "
+            f"if ! kill -0 \"${{__servers[-1]}}\" 2>/dev/null; then "
+            f"cat {log} >&2; echo 'server exited' >&2; exit 1; fi; "
             f"if [ \"$__i\" = {timeout_s} ]; then cat {log} >&2; echo 'server not ready' >&2; exit 1; fi; "
             "sleep 1; done")
 
@@ -133,8 +144,16 @@ def run_page(page_blocks: list[Block], overrides: list[Override], workdir: Path,
              timeout_s: float = 1200) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOMAE_", "RAY_"))}
     env.update(PYTHONPATH=str(workdir), PYTHONUNBUFFERED="1")
-    return subprocess.run(["bash", "-c", script(page_blocks, overrides, workdir)], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout_s)
+    # Its own process group: on a timeout everything the blocks started (Ray, servers) goes with it.
+    proc = subprocess.Popen(["bash", "-c", script(page_blocks, overrides, workdir)], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n### timed out after {timeout_s:.0f} s"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def failure(proc: subprocess.CompletedProcess) -> str:

@@ -36,11 +36,12 @@ def workdir(tmp_path_factory):
     return workspace(tmp_path_factory.mktemp("docs"))
 
 
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs_as_written(page, workdir):
     page_blocks = blocks(page)
     assert page_blocks, f"{page}: no runnable blocks"
-    proc = run_page(page_blocks, OVERRIDES, workdir)
+    proc = run_page(page_blocks, OVERRIDES, workdir, timeout_s=1200)
     assert proc.returncode == 0, failure(proc)
     if page == "README.md":
         check_readme_outputs(workdir)

@@ -34,6 +34,7 @@ SAMPLE_PREFIX = "data/sample"  # where configs/ingest/sample.yaml expects the ge
 class Settings:
     storage: str  # datasets/, runs/ and sample/ live under it
     sample_data: bool  # generate the sample videos first and point the ingest config's data/sample paths at them
+    sample_preset: str  # ingest/sample_data.py PRESETS: small, medium, default
     ingest_config: str
     pretrain_config: str
     postpretrain_config: str
@@ -51,6 +52,7 @@ class Settings:
         return cls(
             storage=env.get("PIPELINE_STORAGE", "/shared").rstrip("/"),
             sample_data=flag("PIPELINE_SAMPLE_DATA", "true"),
+            sample_preset=env.get("PIPELINE_SAMPLE_PRESET", "default"),
             ingest_config=env.get("PIPELINE_INGEST_CONFIG", "configs/ingest/sample.yaml"),
             pretrain_config=env.get("PIPELINE_PRETRAIN_CONFIG", "configs/pretrain/tiny.yaml"),
             postpretrain_config=env.get("PIPELINE_POSTPRETRAIN_CONFIG", "configs/postpretrain/tiny.yaml"),
@@ -98,8 +100,8 @@ def stages(s: Settings) -> list[Stage]:
     pretrain_model = f"{s.runs}/pretrain/model"
     out = []
     if s.sample_data:
-        out.append(Stage("sample", ["python", "-m", "ingest.sample_data", f"{s.storage}/sample"],
-                         f"{s.storage}/sample/planted.json"))
+        out.append(Stage("sample", ["python", "-m", "ingest.sample_data", f"{s.storage}/sample", "--preset",
+                                    s.sample_preset], f"{s.storage}/sample/planted.json"))
     out.append(Stage("ingest", ["python", "-m", "ingest", "--config", s.ingest_config,
                                 *_sets(ingest_overrides(s))], f"{s.dataset}/manifest.json"))
     out.append(Stage("pretrain", ["python", "trainer/pretrain.py", "--config", s.pretrain_config, *_sets([

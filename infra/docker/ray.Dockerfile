@@ -21,7 +21,7 @@ COPY videomae videomae
 COPY ingest ingest
 COPY trainer trainer
 COPY api api
-RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked /opt/build/bin/pip wheel --no-deps -w /wheels .
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps -w /wheels .
 
 # ---- runtime stage --------------------------------------------------------------------------------------------------
 # The dependencies are installed here, not copied from a build stage: the venv is ~7 GB with PyPI's CUDA torch, and a

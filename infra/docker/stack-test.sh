@@ -178,8 +178,13 @@ torch_index() {
     done
     touch "$dir/complete"
   fi
-  local port
-  port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # A fixed port: TORCH_INDEX is a build arg, so its value is part of the build cache key (a new port each run would
+  # make every build after the first a cold one from the torch step on).
+  local port=${STACK_TEST_INDEX_PORT:-47650}
+  if ! "$PY" -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    say "port ${STACK_TEST_INDEX_PORT:-47650} is taken: the torch index uses $port (the build cache is not reused)"
+  fi
   "$PY" -m http.server "$port" --bind 127.0.0.1 --directory "$dir" >"$WORK/index.log" 2>&1 &
   INDEX_PID=$!
   export TORCH_INDEX=http://127.0.0.1:$port/simple

@@ -361,8 +361,8 @@ def dashboard_job_list(stack: Stack, summary: dict) -> None:
 
 def fault_evidence(stack: Stack, max_steps: int, summary: dict) -> None:
     """The restarted attempt resumed from the checkpoint: its first step and data position continue the killed
-    attempt's, and it ran to the end. Numbers from metrics.jsonl (every logged step of every attempt) and the job's
-    log ("data stream starts at position P of E", trainer/data.py)."""
+    attempt's, and it ran to the end. Numbers from metrics.jsonl (every logged step of every attempt, with the step
+    and data position the attempt started from) and from the job's log (the worker's `[train N/M ...]` lines)."""
     fault, rows = summary["fault"], metrics_rows()
     attempts: list[list[dict]] = []
     for row in rows:
@@ -388,12 +388,22 @@ def fault_evidence(stack: Stack, max_steps: int, summary: dict) -> None:
     replayed = [(r["step"], killed[r["step"]], r["loss"]) for r in resumed if r["step"] in killed]
     check(all(abs(a - b) <= 1e-3 * max(1.0, abs(a)) for _, a, b in replayed),
           f"replayed steps differ in loss (step, killed attempt, resumed attempt): {replayed}")
+    # The same story in the job's log (what `ray job logs` / the dashboard show): Ray Train's failure policy retried,
+    # and the worker's step lines, from the killed node and then from another one, carry the step and data position.
     logs = stack.ray(f"/api/jobs/{summary['jobs']['pretrain']['submission_id']}/logs", timeout=30).json()["logs"]
-    positions = [int(p) for p in re.findall(r"data stream starts at position (\d+) of \d+", logs)]
-    check(positions[:1] == [0] and start * batch in positions[1:],
-          f"job log data-stream positions {positions}, expected 0 then {start * batch}")
+    check("[FailurePolicy] RETRY" in logs, "the pre-training job log shows no retry by Ray Train's failure policy")
+    logged = [(ip, int(step), int(seen), int(a), int(f)) for ip, step, seen, a, f in re.findall(
+        r"RayTrainWorker pid=\d+, ip=([\d.]+)\)\S* \[train \d+/\d+.*? step (\d+)  samples_seen (\d+) .*?"
+        r"attempt_start_step (\d+)  attempt_first_seq (\d+)", logs)]
+    before = [x for x in logged if x[3] == 0]
+    after = [x for x in logged if x[3] == start]
+    check(before and before[-1][0] == fault["node_ip"], f"no step lines from the killed node {fault['node_ip']}")
+    check(after and after[0][0] != fault["node_ip"] and after[0][4] == start * batch and after[-1][1] == max_steps,
+          f"the log's resumed step lines do not continue from step {start} / position {start * batch}: {after[:2]}")
     summary["fault"].update(
-        global_batch=batch, attempts=len(attempts), log_positions=positions,
+        global_batch=batch, attempts=len(attempts),
+        log_lines={"killed_node": before[-1][0], "last_before": before[-1][1:3], "resumed_node": after[0][0],
+                   "first_after": after[0][1:]},
         killed_attempt={"first_step": first[0]["step"], "last_logged_step": first[-1]["step"],
                         "last_samples_seen": first[-1]["samples_seen"]},
         replayed_losses=replayed,
@@ -403,7 +413,7 @@ def fault_evidence(stack: Stack, max_steps: int, summary: dict) -> None:
     say(f"fault recovered: attempt 1 logged steps {first[0]['step']}..{first[-1]['step']} (data position "
         f"{first[-1]['samples_seen']}); attempt {len(attempts)} restarted from the step-{start} checkpoint with the "
         f"data stream at {resumed[0]['attempt_first_seq']}, logged steps {resumed[0]['step']}..{resumed[-1]['step']} "
-        f"(data position {resumed[0]['samples_seen']}..{resumed[-1]['samples_seen']}); job log positions {positions}; "
+        f"(data position {resumed[0]['samples_seen']}..{resumed[-1]['samples_seen']}) on node {after[0][0]}; "
         f"replayed steps' losses (step, killed, resumed): {[(s, round(a, 4), round(b, 4)) for s, a, b in replayed]}")
 
 

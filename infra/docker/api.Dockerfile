@@ -28,7 +28,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg tini \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
-COPY pyproject.toml constraints.txt README.md /tmp/deps/
+COPY pyproject.toml constraints.txt /tmp/deps/
 # torch/torchvision at the exact pins of constraints.txt, from the CPU index (a fraction of the CUDA wheel's size).
 # The pip cache is the BuildKit cache mount ray.Dockerfile shares (same target, sharing=locked): built together, the
 # two images download each cacheable wheel once.
@@ -37,7 +37,7 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     cd /tmp/deps && pip install ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} $(grep -E '^(torch|torchvision)==' constraints.txt)
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     cd /tmp/deps && mkdir -p videomae ingest trainer api \
- && touch videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
+ && touch README.md videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
  && pip install -c constraints.txt . \
  && pip uninstall -y videomae-system \
  && cd / && rm -rf /tmp/deps

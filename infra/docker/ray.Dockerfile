@@ -36,8 +36,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg curl wget ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
-# Dependencies first, from the metadata alone: these layers are rebuilt only when pyproject/constraints change.
-COPY pyproject.toml constraints.txt README.md /tmp/deps/
+# Dependencies first, from the metadata alone (README.md stubbed too): these layers are rebuilt only when
+# pyproject.toml or constraints.txt change.
+COPY pyproject.toml constraints.txt /tmp/deps/
 # torch/torchvision at the exact pins of constraints.txt. The pip cache is a BuildKit cache mount shared with
 # api.Dockerfile (same target) and `sharing=locked`: when both images are built at once, the second waits and takes
 # the wheels the first downloaded (where the index allows caching, as PyPI does). The cache never enters an image.
@@ -46,7 +47,7 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     cd /tmp/deps && pip install ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} $(grep -E '^(torch|torchvision)==' constraints.txt)
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     cd /tmp/deps && mkdir -p videomae ingest trainer api \
- && touch videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
+ && touch README.md videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
  && pip install -c constraints.txt . \
  && pip uninstall -y videomae-system \
  && cd / && rm -rf /tmp/deps

@@ -9,6 +9,9 @@ The reference (OpenGVLab/VideoMAEv2 `dataset/masking_generator.py`) returns the 
 (`decode_masked_pos`, True = *not* decoded, used through its negation); here each mask is made once, already
 meaning what its name says. A decoder masking `ratio` is the share of tokens *dropped* from the decoder, as in the
 paper's ablation (running cell 0.5 decodes half of each 2x2 cell).
+
+The model does not select tokens with these boolean masks (`x[mask]` has a data-dependent shape, which breaks a
+`torch.compile` graph); it gathers them at `mask_positions(mask)`, one (B, K) index tensor per mask and batch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 Grid = tuple[int, int, int]
@@ -113,3 +117,25 @@ def sample_masks(cfg: MaskingConfig, grid: Grid, batch: int, rng: RNG) -> tuple[
         make = {"running_cell": running_cell_mask, "random": random_dec_mask, "frame": frame_dec_mask}[cfg.decoder]
         dec = make(grid, cfg.decoder_ratio, batch, rng)
     return enc, dec
+
+
+@torch.library.custom_op("videomae::mask_positions", mutates_args=())
+def mask_positions(mask: torch.Tensor, what: str) -> torch.Tensor:
+    """(B, N) bool -> (B, K) int64: the positions where `mask` is True, ascending (token order) in each row.
+
+    Every row must hold the same K (each generator above draws exact counts); `what` names the True set in the error.
+    A custom op so that `torch.compile` keeps one graph: inside it the count is read eagerly, outside it K is a
+    symbolic size, and every tensor after the gather has a shape known from K alone (no boolean selection)."""
+    counts = mask.sum(dim=1)  # (B,)
+    if counts.numel() and bool((counts != counts[0]).any()):
+        raise ValueError(f"every sample in a batch must have the same number of {what}; got {counts.tolist()}")
+    k = int(counts[0]) if counts.numel() else 1
+    if k == 0:  # an empty token set: nothing to encode or to predict (and compiled graphs assume K >= 1)
+        raise ValueError(f"every sample needs at least one of the {what}")
+    return mask.nonzero()[:, 1].reshape(mask.shape[0], k)  # (B, K); nonzero is row-major: positions ascending
+
+
+@mask_positions.register_fake
+def _(mask: torch.Tensor, what: str) -> torch.Tensor:
+    k = torch.library.get_ctx().new_dynamic_size(min=1)  # the count is data, known only when the op runs
+    return mask.new_empty((mask.shape[0], k), dtype=torch.long)

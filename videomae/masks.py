@@ -119,23 +119,28 @@ def sample_masks(cfg: MaskingConfig, grid: Grid, batch: int, rng: RNG) -> tuple[
     return enc, dec
 
 
+# A token set of 0 or 1 would make compiled graphs guard on the size (empty? broadcastable?), which they cannot do
+# on a count read from data; at least 2 keeps every mask the generators above draw at the paper's sizes.
+MIN_TOKENS = 2
+
+
 @torch.library.custom_op("videomae::mask_positions", mutates_args=())
 def mask_positions(mask: torch.Tensor, what: str) -> torch.Tensor:
     """(B, N) bool -> (B, K) int64: the positions where `mask` is True, ascending (token order) in each row.
 
-    Every row must hold the same K (each generator above draws exact counts); `what` names the True set in the error.
-    A custom op so that `torch.compile` keeps one graph: inside it the count is read eagerly, outside it K is a
-    symbolic size, and every tensor after the gather has a shape known from K alone (no boolean selection)."""
+    Every row must hold the same K >= 2 (each generator above draws exact counts); `what` names the True set in
+    errors. A custom op so that `torch.compile` keeps one graph: inside it the count is read eagerly, outside it K is
+    a symbolic size, and every tensor after the gather has a shape known from K alone (no boolean selection)."""
     counts = mask.sum(dim=1)  # (B,)
     if counts.numel() and bool((counts != counts[0]).any()):
         raise ValueError(f"every sample in a batch must have the same number of {what}; got {counts.tolist()}")
-    k = int(counts[0]) if counts.numel() else 1
-    if k == 0:  # an empty token set: nothing to encode or to predict (and compiled graphs assume K >= 1)
-        raise ValueError(f"every sample needs at least one of the {what}")
+    k = int(counts[0]) if counts.numel() else MIN_TOKENS
+    if k < MIN_TOKENS:
+        raise ValueError(f"every sample needs at least {MIN_TOKENS} {what}; got {k}")
     return mask.nonzero()[:, 1].reshape(mask.shape[0], k)  # (B, K); nonzero is row-major: positions ascending
 
 
 @mask_positions.register_fake
 def _(mask: torch.Tensor, what: str) -> torch.Tensor:
-    k = torch.library.get_ctx().new_dynamic_size(min=1)  # the count is data, known only when the op runs
+    k = torch.library.get_ctx().new_dynamic_size(min=MIN_TOKENS)  # the count is data, known when the op runs
     return mask.new_empty((mask.shape[0], k), dtype=torch.long)

@@ -74,8 +74,10 @@ def test_mask_positions_in_token_order_and_clear_errors():
     assert mask_positions(mask, "x").tolist() == [[1, 3, 4], [0, 1, 4]]
     with pytest.raises(ValueError, match=r"same number of decoded tokens.*\[3, 2\]"):
         mask_positions(torch.tensor([[True, True, True], [True, False, True]]), "decoded tokens")
-    with pytest.raises(ValueError, match="at least one of the visible tokens"):
+    with pytest.raises(ValueError, match="at least 2 visible tokens; got 0"):
         mask_positions(torch.zeros(2, 4, dtype=torch.bool), "visible tokens")
+    with pytest.raises(ValueError, match="at least 2 visible tokens; got 1"):
+        mask_positions(torch.tensor([[False, True, False], [True, False, False]]), "visible tokens")
 
 
 def nano_batch(decoder: str = "running_cell", seed: int = 0):

@@ -61,11 +61,15 @@ class _Transformer(nn.Module):
                              f"x{c.patch_size} tubelets")
         return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
 
-    def embed(self, clip: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, N, C) tokens with positions; positions are re-interpolated for other clip sizes."""
-        x = self.patch_embed(clip)  # (B, N, C)
+    def embed(self, clip: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, N, C) tokens with positions, or only the K tokens at `idx` (B, K) -> (B, K, C).
+        Positions are re-interpolated for other clip sizes."""
         pos = resample_table(self.pos_embed, self.cfg.grid, self.grid_of(clip))  # (N, C)
-        return x + pos.to(x.dtype)
+        if idx is None:
+            x = self.patch_embed(clip)  # (B, N, C)
+            return x + pos.to(x.dtype)
+        x = self.patch_embed.forward_at(clip, idx)  # (B, K, C)
+        return x + pos[idx].to(x.dtype)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:
@@ -115,9 +119,8 @@ class VideoMAEPretrain(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)
 
     def encode_visible(self, clip: torch.Tensor, vis_idx: torch.Tensor) -> torch.Tensor:
-        """The encoder on the tokens at `vis_idx` (B, N_vis), the positions it sees."""
-        x = self.encoder.embed(clip)  # (B, N, C)
-        return self.encoder.run_blocks(torch.take_along_dim(x, vis_idx[..., None], dim=1))  # (B, N_vis, C)
+        """The encoder on the tokens at `vis_idx` (B, N_vis), the positions it sees (only those are embedded)."""
+        return self.encoder.run_blocks(self.encoder.embed(clip, vis_idx))  # (B, N_vis, C)
 
     def decode(self, x_vis: torch.Tensor, grid: tuple[int, int, int], vis_idx: torch.Tensor,
                dec_idx: torch.Tensor) -> torch.Tensor:

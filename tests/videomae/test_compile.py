@@ -62,11 +62,13 @@ def test_gathers_equal_boolean_selection_every_grid_and_mask_kind(preset):
         ref_grads = torch.autograd.grad(ref_loss, list(model.parameters()))
         where = f"{preset} grid {cfg.grid}, {enc_kind} + {dec_kind}"
         assert pred.shape == ref_pred.shape == (2, int(dec[0].sum()), cfg.patch_dim), where
-        # Measured: bit-identical (a gather copies the same values in the same order); fp32 tolerance asked.
-        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-7, msg=where)
-        torch.testing.assert_close(pred, ref_pred, rtol=1e-6, atol=1e-7, msg=where)
+        # fp32 rounding only: the gathers copy exactly (bit-identical before the visible-only cube embedding); the
+        # embedding is now a matmul over the visible tubelets instead of a Conv3d over all of them. Measured worst
+        # case over these grids and kinds: loss 1.1e-7 relative, pred 4.8e-7, gradients 1.9e-9 absolute.
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0, msg=where)
+        torch.testing.assert_close(pred, ref_pred, rtol=1e-5, atol=1e-6, msg=where)
         for g, r in zip(grads, ref_grads, strict=True):
-            torch.testing.assert_close(g, r, rtol=1e-6, atol=1e-7, msg=where)
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-7, msg=where)
 
 
 def test_mask_positions_in_token_order_and_clear_errors():

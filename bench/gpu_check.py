@@ -257,7 +257,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     budget = Budget(args.budget_s)
-    device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    if not args.smoke and not torch.cuda.is_available():
+        raise SystemExit("gpu_check: no CUDA device here; --smoke runs the CPU smoke mode (nano, seconds)")
+    device = torch.device("cpu" if args.smoke else "cuda")
     cfg = VideoMAEConfig.from_preset(args.preset)
     env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
@@ -275,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append({"row": label, "skipped": "budget spent"})
                 continue
             r = bench.time_steps(compiled, masking, args.batch, args.warmup, args.steps)
-            flop = 6 * masked_pretrain_flops(cfg, masking, count_norms=False).total * args.batch
+            fwd = masked_pretrain_flops(cfg, masking, count_norms=False, embed_visible_only=True).total
+            flop = 6 * fwd * args.batch  # multiply-adds x 2, forward + backward (2x)
             tflops = flop / r["step_s"] / 1e12
             rows.append({"row": label, "masking": name, "compiled": compiled, "batch": args.batch, **r,
                          "step_tflop": flop / 1e12, "tflops": tflops, "clips_per_s": args.batch / r["step_s"],

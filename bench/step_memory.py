@@ -77,9 +77,10 @@ def real_step_peak_bytes(cfg: VideoMAEConfig, masking: MaskingConfig, batch: int
 
 def largest_batch(cfg: VideoMAEConfig, masking: MaskingConfig, bf16: bool, budget: int,
                   probes: tuple[int, int] = (16, 64), limit: int = 100_000) -> tuple[int, list[tuple[int, int]]]:
-    """The largest batch whose step peak fits `budget` bytes: a line through two measured batches (memory is affine in
-    the batch) proposes n, then measurements move n until n fits and n + 1 does not. Returns n and every
-    (batch, bytes) measured."""
+    """The largest batch whose step peak fits `budget` bytes. Memory grows with the batch almost on a line, so a few
+    secant steps (the line through the two latest measurements) land next to the answer; bisection between the
+    largest batch that fits and the smallest that does not then makes it exact. Returns n and every (batch, bytes)
+    measured."""
     seen: dict[int, int] = {}
 
     def peak(b: int) -> int:
@@ -87,20 +88,28 @@ def largest_batch(cfg: VideoMAEConfig, masking: MaskingConfig, bf16: bool, budge
             seen[b] = step_peak_bytes(cfg, masking, b, bf16)
         return seen[b]
 
-    lo, hi = probes
-    per_clip = (peak(hi) - peak(lo)) / (hi - lo)
-    fixed = peak(lo) - per_clip * lo
-    n = max(0, min(limit, int((budget - fixed) // per_clip)))
-    for _ in range(8):  # normally 0-1 moves: the line is exact up to allocation rounding
-        if n > 0 and peak(n) > budget:
-            n -= 1
-        elif n < limit and peak(n + 1) <= budget:
-            n += 1
-        else:
+    a, b = probes
+    for _ in range(3):
+        slope = (peak(b) - peak(a)) / (b - a)
+        if slope <= 0:
             break
-    else:
-        raise RuntimeError(f"largest_batch did not settle near {n}: {sorted(seen.items())}")
-    return n, sorted(seen.items())
+        n = max(1, min(limit, b + int((budget - peak(b)) // slope)))
+        if peak(n) <= budget and (n == limit or peak(n + 1) > budget):
+            return n, sorted(seen.items())
+        if n in (a, b):
+            break
+        a, b = b, n
+    lo = max((k for k, v in seen.items() if v <= budget), default=0)
+    hi = min((k for k, v in seen.items() if v > budget and k > lo), default=None)
+    while hi is None:  # nothing measured failed above lo: double until something does (or the limit)
+        if lo >= limit:
+            return lo, sorted(seen.items())
+        step = min(limit, max(2 * lo, 1))
+        lo, hi = (step, None) if peak(step) <= budget else (lo, step)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if peak(mid) <= budget else (lo, mid)
+    return lo, sorted(seen.items())
 
 
 def check_against_real(preset: str = "tiny", batch: int = 2) -> dict:

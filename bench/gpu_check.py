@@ -276,7 +276,16 @@ def main(argv: list[str] | None = None) -> dict:
             if budget.left() < 30:
                 rows.append({"row": label, "skipped": "budget spent"})
                 continue
-            r = bench.time_steps(compiled, masking, args.batch, args.warmup, args.steps)
+            try:
+                r = bench.time_steps(compiled, masking, args.batch, args.warmup, args.steps)
+            except Exception as e:  # one failing row (a compiler error, out of memory) must not lose the others
+                rows.append({"row": label, "skipped": f"failed: {e!r}"[:600]})
+                print(f"  {label}: failed: {e!r}"[:600], flush=True)
+                bench.opt.zero_grad(set_to_none=True)
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
             fwd = masked_pretrain_flops(cfg, masking, count_norms=False, embed_visible_only=True).total
             flop = 6 * fwd * args.batch  # multiply-adds x 2, forward + backward (2x)
             tflops = flop / r["step_s"] / 1e12
@@ -287,8 +296,11 @@ def main(argv: list[str] | None = None) -> dict:
     searches = {}
     for name, masking in MASKINGS.items():
         seconds = min(args.search_s, budget.left() - 90)
-        searches[name] = (largest_batch(bench, masking, args.batch, args.max_batch, seconds) if seconds > 5
-                          else {"stopped": "budget spent"})
+        try:
+            searches[name] = (largest_batch(bench, masking, args.batch, args.max_batch, seconds) if seconds > 5
+                              else {"stopped": "budget spent"})
+        except Exception as e:
+            searches[name] = {"stopped": f"failed: {e!r}"[:600]}
     del bench
     gc.collect()
     if device.type == "cuda":

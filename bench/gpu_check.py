@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device here; --smoke runs the CPU smoke mode (nano, seconds)")
     device = torch.device("cpu" if args.smoke else "cuda")
+    if args.smoke:
+        torch.set_num_threads(1)  # nano needs no more; on a shared 2-core CI machine spinning threads only wait
     cfg = VideoMAEConfig.from_preset(args.preset)
     env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),

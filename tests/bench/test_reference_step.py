@@ -4,7 +4,7 @@ comparison in bench/model_step.py is between two implementations of one computat
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,11 @@ import torch
 
 from videomae import MaskingConfig, create_model, sample_masks
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import reference_step  # noqa: E402
+# Loaded from its file: putting bench/ on sys.path would shadow the `api` package with bench/api.py.
+_spec = importlib.util.spec_from_file_location("reference_step", Path(__file__).resolve().parents[2] / "bench" /
+                                               "reference_step.py")
+reference_step = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference_step)
 
 
 @pytest.mark.parametrize("decoder", ["running_cell", "none"])

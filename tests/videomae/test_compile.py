@@ -11,7 +11,7 @@ import torch._dynamo
 
 from videomae import MaskingConfig, VideoMAEConfig, create_model, list_presets, sample_masks
 from videomae.layers import resample_table
-from videomae.masks import DECODER_KINDS, ENCODER_KINDS, mask_positions
+from videomae.masks import DECODER_MASKS, ENCODER_MASKS, mask_positions
 from videomae.targets import at_least_float32, reconstruction_targets
 
 
@@ -53,7 +53,7 @@ def test_gathers_equal_boolean_selection_every_grid_and_mask_kind(preset):
     model = narrow_model(preset)
     cfg = model.cfg
     clip = torch.randn(2, 3, cfg.num_frames, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(1))
-    for seed, (enc_kind, dec_kind) in enumerate(itertools.product(ENCODER_KINDS, DECODER_KINDS)):
+    for seed, (enc_kind, dec_kind) in enumerate(itertools.product(ENCODER_MASKS, DECODER_MASKS)):
         enc, dec = sample_masks(MaskingConfig(encoder=enc_kind, decoder=dec_kind), cfg.grid, 2, seed)
         enc, dec = torch.from_numpy(enc), torch.from_numpy(dec)
         loss, pred = model(clip, enc, dec)

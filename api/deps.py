@@ -1,4 +1,4 @@
-"""Annotated dependencies: settings, the API key check, the loaded model and the admission slot (STYLE.md item 11)."""
+"""Annotated dependencies: settings, the API key check, the loaded model and the admission slot."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Request options and response bodies, apart from tensors (STYLE.md item 11).
+"""Request options and response bodies, apart from tensors.
 
-Options arrive as query parameters (DESIGN.md "HTTP"); unknown parameters are refused so a typo is an error, not a
-silently ignored option. Bounds here are static; those that depend on the loaded model (clip length a multiple of
-the tubelet, start within the video) are checked where the model is known and answered 422 the same way.
+Options arrive as query parameters (docs/architecture.md "HTTP"); unknown parameters are refused so a typo is an
+error, not a silently ignored option. Bounds here are static; those that depend on the loaded model (clip length a
+multiple of the tubelet, start within the video) are checked where the model is known and answered 422 the same way.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Service settings: one validated object, read from `VIDEOMAE_*` environment variables (DESIGN.md "Ports and
+"""Service settings: one validated object, read from `VIDEOMAE_*` environment variables (docs/architecture.md "Ports and
 variables"), that refuses unsafe values and unsafe combinations instead of serving with them.
 
 Every field `name` is set by `VIDEOMAE_<NAME>` (`model` by `VIDEOMAE_MODEL`, `api_keys` by `VIDEOMAE_API_KEYS` as a
@@ -52,7 +52,7 @@ class Settings(BaseModel):
 
     # ---- network and access
     host: str = Field("127.0.0.1", description="bind address for `python -m api`")
-    port: int = Field(8000, ge=1, le=65535, description="port for `python -m api` (DESIGN.md: 8000)")
+    port: int = Field(8000, ge=1, le=65535, description="port for `python -m api` (docs/architecture.md: 8000)")
     api_keys: tuple[str, ...] = Field((), description="comma-separated; when set, every /v1 call and /metrics "
                                                       "needs `Authorization: Bearer <key>`")
     allow_open: bool = Field(False, description="allow a non-loopback bind without API keys (behind a trusted proxy)")

@@ -1,5 +1,5 @@
 """Every YAML under configs/ loads and validates through its service's own loader, and opens with the command
-that runs it (STYLE.md 12: configs explain themselves)."""
+that runs it (configs explain themselves)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seams that keep one home for each cross-cutting thing (STYLE.md 15), read from the source with ast:
+"""Seams that keep one home for each cross-cutting thing, read from the source with ast:
 only videomae/storage.py imports fsspec, and videomae/ has no import cycle (function-level imports included)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training checkpoints: what one holds, how a run restores one, and where the data stream restarts.
 
-A training checkpoint is a Ray Train checkpoint directory (DESIGN.md "Checkpoints"):
+A training checkpoint is a Ray Train checkpoint directory (docs/architecture.md "Model directories and checkpoints"):
 
     model/             our model directory (`videomae.modeldir.MODEL_SUBDIR`): `videomae.load_model(ckpt_dir)` works
     train_state.pt     optimizer, grad scaler and RNG states, and the step

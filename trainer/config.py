@@ -5,8 +5,8 @@ component receives only the section it needs (`data`, `optim`, `scaling`, ...). 
 rate, the global batch) are properties, never written back. Everything is checked on the driver, before Ray starts
 a worker: an unknown key, a wrong type, a preset that does not exist, a running-cell mask on an odd grid.
 
-Keys other parts rely on (DESIGN.md): `data.path` (a shard dataset directory/URI, or a list for a mix), `model.preset`,
-`run.name` and `run.storage_path` (Ray Train's run identity: the same pair resumes).
+Keys other parts rely on (docs/architecture.md "Configs"): `data.path` (a shard dataset directory/URI, or a list for a
+mix), `model.preset`, `run.name` and `run.storage_path` (Ray Train's run identity: the same pair resumes).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
 - Both maps are Ray *tasks* (not an actor pool): beside a running trainer on a small machine an actor pool can hold
   every CPU and deadlock; tasks give CPUs back between batches. `data.cpus_per_task`/`data.max_tasks` bound them.
 
-The trainer never opens an original video: the shards hold everything (DESIGN.md "Clip shards").
+The trainer never opens an original video: the shards hold everything (docs/architecture.md "Clip shards").
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, s
 
 def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
     """Clip rows -> `num_sample` samples per clip: clip (B*R, 3, T, S, S) float32, label, seq, repeat and, for
-    pre-training, enc_mask/dec_mask (B*R, N) bool (True = hidden from the encoder / decoded; DESIGN.md)."""
+    pre-training, enc_mask/dec_mask (B*R, N) bool (True = hidden from the encoder / decoded; docs/architecture.md)."""
     # One intra-op thread per task, as torch's DataLoader sets in its workers: Ray schedules tasks per CPU, and a task
     # spawning a thread per core would fight the other tasks and the trainer for them.
     torch.set_num_threads(1)

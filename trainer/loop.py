@@ -11,8 +11,8 @@ is loaded), the loss of one batch, and optionally a validation. The loop owns th
   (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a report with a
   checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
 
-The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times (STYLE.md
-8), and a run restarted after its last step reports nothing on every rank. Faster paths (bf16 autocast, FSDP,
+The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times,
+and a run restarted after its last step reports nothing on every rank. Faster paths (bf16 autocast, FSDP,
 torch.compile, gradient checkpointing through the model config) and new jobs plug in here, once, for every recipe.
 """
 

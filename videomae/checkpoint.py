@@ -1,8 +1,9 @@
 """Checkpoint I/O: our model directory, the reference's `.pth` files and Hugging Face VideoMAE weights.
 
-Our format (DESIGN.md): a directory with `config.json` (the model type, the preset name and every architecture field)
-and `model.safetensors`. Foreign formats go through one remapping function each (`remap_reference`, `remap_hf`) to
-our key layout, which is the reference's, then load strictly: a missing or unexpected key is an error naming it.
+Our format (docs/architecture.md "Model directories and checkpoints"): a directory with `config.json` (the model type,
+the preset name and every architecture field) and `model.safetensors`. Foreign formats go through one remapping
+function each (`remap_reference`, `remap_hf`) to our key layout, which is the reference's, then load strictly: a
+missing or unexpected key is an error naming it.
 """
 
 from __future__ import annotations

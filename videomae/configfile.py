@@ -1,4 +1,5 @@
-"""Typed YAML configs with `--set a.b=value` overrides (DESIGN.md "Configs"), shared by every service's loader.
+"""Typed YAML configs with `--set a.b=value` overrides (docs/architecture.md "Configs"), shared by every
+service's loader.
 
 A service defines its pydantic models (unknown keys forbidden) and calls `load_typed`; errors come back as one
 `dotted.key: problem` line per problem, so a bad key is named before any work starts.

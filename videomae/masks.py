@@ -1,6 +1,6 @@
 """Encoder and decoder masks, batched and seeded (no global RNG).
 
-Convention (DESIGN.md): boolean arrays of shape (B, N), token order t-major, then h, then w.
+Convention (docs/architecture.md): boolean arrays of shape (B, N), token order t-major, then h, then w.
 - `enc_mask`: True = hidden from the encoder.
 - `dec_mask`: True = the decoder gets a mask token there and predicts it.
 Every generator takes a `numpy.random.Generator` or an int seed.

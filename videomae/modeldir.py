@@ -1,5 +1,5 @@
-"""Our model directory (DESIGN.md "Checkpoints"): `config.json` (the model type, the preset and every architecture
-field) and `model.safetensors`, written to any location `videomae.storage` reaches.
+"""Our model directory (docs/architecture.md "Model directories and checkpoints"): `config.json` (the model type, the
+preset and every architecture field) and `model.safetensors`, written to any location `videomae.storage` reaches.
 
 Writing lives here, apart from `videomae.checkpoint` (which reads every format and builds models), so that the model
 classes can offer `model.save(dir)` without the two modules importing each other. A directory may also hold a model

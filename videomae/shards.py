@@ -1,4 +1,4 @@
-"""Clip shard format (ingest output = trainer input); see DESIGN.md "Clip shards".
+"""Clip shard format (ingest output = trainer input); see docs/architecture.md "Clip shards".
 
 A dataset directory holds manifest.json, labels.json, videos.parquet, duplicates.parquet, rejects.parquet
 and clips/part-*.parquet. The schemas below are the contract; `read_clips` is the reader the trainer uses.

@@ -1,4 +1,4 @@
-"""Files by URI: the one module that knows about filesystems (DESIGN.md "Scale path").
+"""Files by URI: the one module that knows about filesystems (docs/architecture.md "Storage").
 
 A location is a local path, a `file://` URI or any fsspec URI (`s3://`, `gs://`, `memory://`, ...), with optional
 `options` for its filesystem (credentials, endpoint, ...: fsspec's `storage_options`), passed along with the path as

@@ -87,6 +87,16 @@ def blocks(page: str, mark: str | None = None) -> list[Block]:
     return out
 
 
+def all_blocks(page: str) -> list[Block]:
+    """Every shell and Python block of `page`, whatever its marks."""
+    out = []
+    for b in extract_from_file(REPO / page):
+        language = (b.syntax or "").strip().lower()
+        if language in (*SHELLS, "python"):
+            out.append(Block(page, b.lineno, language, b.code, tuple(b.marks)))
+    return out
+
+
 def script(page_blocks: list[Block], overrides: list[Override], workdir: Path) -> str:
     """One bash script running the blocks in order; `### doc block <page>:<line>` marks where each starts."""
     lines = ["set -euo pipefail", "__servers=()",

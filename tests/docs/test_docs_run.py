@@ -11,10 +11,12 @@ are run by the tests that start those (tests/infra), and `make demo` by its --qu
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
-from doc_runner import Override, blocks, failure, run_page, workspace
+import yaml
+from doc_runner import REPO, Override, all_blocks, blocks, failure, run_page, workspace
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +27,7 @@ OVERRIDES = [
              "--set optim.max_steps=6 --set optim.warmup_steps=1 --set run.checkpoint_every=6 --set run.log_every=2 "
              "--set eval.num_clips=1 --set eval.num_crops=1"),
 ]
-PAGES = ["README.md", "docs/api.md"]
+PAGES = ["README.md", "docs/ingest.md", "docs/model.md", "docs/api.md"]  # in this order, in one workspace
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +63,93 @@ def check_readme_outputs(workdir):
     assert (workdir / "reconstruction.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def doc_pages() -> list[str]:
+    return ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+
+
 def test_every_page_with_commands_is_run_or_marked():
     """A new page with shell or Python blocks must be in PAGES or mark its blocks (the runner skips nothing else)."""
-    from doc_runner import REPO
-
-    pages = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
-    unrun = [p for p in pages if p not in PAGES and blocks(p)]
+    unrun = [p for p in doc_pages() if p not in PAGES and blocks(p)]
     assert not unrun, f"pages with runnable blocks that no test runs: {unrun} (add them to PAGES, or mark blocks)"
+
+
+def commands(code: str) -> list[str]:
+    """A shell block's command lines as a user with the environment active types them: no comments, no
+    `source .venv/bin/activate`, `.venv/bin/` dropped, continuation lines joined, spaces collapsed."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    out = []
+    for line in joined.splitlines():
+        line = re.sub(r"\s+#.*$|^#.*$", "", line).strip()
+        if line and line != "source .venv/bin/activate":
+            line = line.replace(".venv/bin/", "")
+            out.append(" ".join(line.split()))
+    return out
+
+
+def test_blocks_said_to_repeat_another_page_do():
+    """A block marked skip(reason="same commands as PAGE") is only skipped because PAGE runs the same commands:
+    each of its command lines must be one of PAGE's runnable ones, or the mark is a lie."""
+    checked = 0
+    for page in doc_pages():
+        for block in all_blocks(page):
+            m = next((re.search(r'same commands as ([\w/.]+\.md)', mk) for mk in block.marks if "skip(" in mk), None)
+            if not m:
+                continue
+            ran = {c for b in blocks(m.group(1)) for c in commands(b.code)}
+            missing = [c for c in commands(block.code) if c not in ran]
+            assert not missing, f"{block.where}: not run by {m.group(1)}: {missing}"
+            checked += 1
+    assert checked >= 2
+
+
+PATH_IN_DOCS = re.compile(r"(?<![\w/.$-])((?:configs|infra|trainer|ingest|scripts|bench|api|videomae|tests)/[\w./-]+"
+                          r"\.(?:ya?ml|py|sh)|docker-compose[\w.-]*\.yml)\b")
+
+
+def test_files_named_in_any_block_exist():
+    """Every repository file a command block names (configs, scripts, manifests, compose files) exists, in the
+    blocks this test runs and in those it cannot (cluster, Docker, Kubernetes) alike."""
+    named = set()
+    for page in doc_pages():
+        for block in all_blocks(page):
+            for path in PATH_IN_DOCS.findall(block.code):
+                named.add(path)
+                assert (REPO / path).exists(), f"{block.where}: names {path}, which does not exist"
+    assert len(named) >= 10, named
+
+
+def test_docker_blocks_match_the_compose_files_and_the_stack_test():
+    """The Docker blocks (run for real by tests/infra/test_docker_stack.py through infra/docker/stack-test.sh) name
+    compose files, services and variables that exist, export every secret compose requires, and the stack test uses
+    the CPU override the docs give."""
+    docker = [b for page in doc_pages() for b in blocks(page, "docker")]
+    assert len(docker) >= 4
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = set(compose["services"])
+    required = set(re.findall(r"\$\{(\w+):\?", (REPO / "docker-compose.yml").read_text()))
+    assert {"RAY_AUTH_TOKEN", "VIDEOMAE_API_KEYS"} <= required
+    stack = (REPO / "infra/docker/stack-test.sh").read_text()
+    cpu_files, exported, page = set(), set(), None
+    for block in docker:  # in page order: a block sees what the page's earlier Docker blocks exported
+        if block.page != page:
+            exported, page = set(), block.page
+        exported |= {v for line in re.findall(r"export (.+)", block.code) for v in re.findall(r"(\w+)=", line)}
+        for files in re.findall(r"COMPOSE_FILE=(\S+)", block.code):
+            cpu_files.add(files)
+            assert all((REPO / f).is_file() for f in files.split(":")), f"{block.where}: {files}"
+        for svc in re.findall(r"docker compose (?:logs -f|run --rm|up -d --scale) (\S+?)(?:=|\s|$)", block.code):
+            assert svc in services, f"{block.where}: no service {svc!r} in docker-compose.yml"
+        if "docker compose up" in block.code:
+            assert required <= exported, f"{block.where}: compose requires {sorted(required - exported)}"
+    assert cpu_files == {"docker-compose.yml:docker-compose.cpu.yml"}
+    assert "docker-compose.cpu.yml" in stack
+
+
+def test_docs_stand_on_their_own():
+    """No page, docstring or help text sends a reader to a design file the repository does not have."""
+    tracked = [REPO / p for p in __import__("subprocess").run(["git", "ls-files"], cwd=REPO, capture_output=True,
+                                                               text=True, check=True).stdout.split()]
+    offenders = [str(p.relative_to(REPO)) for p in tracked if p.suffix in (".py", ".md", ".yaml", ".yml", ".sh")
+                 and p.is_file() and p.name != "test_docs_run.py"
+                 and re.search(r"\b(DESIGN|STYLE)\.md", p.read_text(errors="replace"))]
+    assert not offenders, offenders

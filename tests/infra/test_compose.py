@@ -109,7 +109,7 @@ def test_ray_commands_ports_and_addresses(compose):
         assert s[name]["command"][:2] == ["ray", "start"], name
         assert set(fl) <= known, f"{name}: ray start has no option(s) {set(fl) - known}"
         assert "--block" in fl, f"{name}: without --block the container exits after starting Ray"
-    # DESIGN.md ports: GCS 6379, dashboard/jobs 8265, client 10001.
+    # docs/architecture.md ports: GCS 6379, dashboard/jobs 8265, client 10001.
     assert (head["--port"], head["--dashboard-port"], head["--ray-client-server-port"]) == ("6379", "8265", "10001")
     assert head["--dashboard-host"] == "0.0.0.0" and "--head" in head
     assert {p.rsplit(":", 1)[1] for p in s["ray-head"]["ports"]} == {"8265", "10001"}
@@ -134,7 +134,7 @@ def test_api_service_matches_the_settings_it_reads(compose):
     assert set(env) <= fields, f"variables the API does not read: {set(env) - fields}"
     settings = Settings.from_env(env)  # the values compose passes make a valid, safe configuration
     assert settings.auth_required and settings.host == "0.0.0.0"
-    assert settings.port == Settings.model_fields["port"].default == 8000  # DESIGN.md: API 8000
+    assert settings.port == Settings.model_fields["port"].default == 8000  # docs/architecture.md: API 8000
     assert api["ports"][0].rsplit(":", 1)[1] == str(settings.port)
     assert healthcheck_port(api) == settings.port
     assert "/readyz" in " ".join(api["healthcheck"]["test"])

@@ -86,7 +86,7 @@ def test_ray_resources_use_token_auth_and_our_ray_version():
         assert cluster["rayVersion"] == ray.__version__
         head = cluster["headGroupSpec"]
         ports = {p["containerPort"] for p in containers(head["template"])[0]["ports"]}
-        assert ports == {6379, 8265, 10001}  # DESIGN.md: GCS, dashboard, client
+        assert ports == {6379, 8265, 10001}  # docs/architecture.md: GCS, dashboard, client
         assert head["rayStartParams"]["num-gpus"] == "0"
 
 

@@ -17,7 +17,9 @@ import pytest
 import yaml
 from infra_checks import ROOT
 
+import videomae
 from ingest.sample_data import generate, sources_config
+from trainer.checkpointing import latest_checkpoint_dir
 
 pytestmark = pytest.mark.slow
 
@@ -122,6 +124,10 @@ def test_local_topology_runs_jobs_and_serves_then_stops_cleanly(tmp_path, ray_se
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         model = runs / "topology" / "model"
         assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+        # What the job left loads: its last checkpoint and the exported model.
+        checkpoint = latest_checkpoint_dir(str(runs / "topology"))
+        assert checkpoint is not None and videomae.load_model(checkpoint).cfg.preset == "nano"
+        assert videomae.load_model(model).has_decoder
         # The job ran on the cluster: Ray lists it as succeeded.
         listed = run(["ray", "job", "list"], env=env, timeout=60).stdout
         assert listed.count("SUCCEEDED") >= 2

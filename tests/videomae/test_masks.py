@@ -1,4 +1,5 @@
-"""Mask properties over many seeds (DESIGN.md convention: enc True = hidden from the encoder, dec True = decoded).
+"""Mask properties over many seeds (docs/architecture.md "Masks": enc True = hidden from the encoder, dec True =
+decoded).
 
 Running-cell masks are also checked against a re-statement of the reference's generator (OpenGVLab/VideoMAEv2
 `dataset/masking_generator.py`: a `Cell` queue of ones (= not decoded) then zeros, read from a pointer that

@@ -77,8 +77,9 @@ def read_torch_file(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle.UnpicklingError, RuntimeError (not a zip/pickle), EOFError (empty)...
+        why = (str(e).splitlines() or ["empty file"])[0][:200]
         raise CheckpointError(
-            f"{path}: not a checkpoint this loader reads ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"{path}: not a checkpoint this loader reads ({type(e).__name__}: {why}). "
             "Give our model directory (config.json + model.safetensors), a training checkpoint or run directory "
             "holding one under model/, a Hugging Face VideoMAE directory, or a reference .pth/.pt/.bin file "
             "saved with torch.save") from None

@@ -96,3 +96,13 @@ def test_set_overrides_and_round_trip():
     # or a `ray job submit` entrypoint has another working directory); validating again (on a worker) keeps them.
     assert cfg.optim.max_steps == 7 and cfg.data.paths == [os.path.abspath("a"), os.path.abspath("b")]
     assert PretrainConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_warmup_longer_than_the_run_is_named():
+    from trainer.config import OptimSection
+    from trainer.optim import warmup_problem
+
+    assert warmup_problem(OptimSection(max_steps=20, warmup_steps=5), 20, 10) is None
+    problem = warmup_problem(OptimSection(max_steps=20, warmup_steps=40), 20, 10)
+    assert problem.startswith("optim.warmup_steps: a warmup of 40 steps is longer than the run (20 steps)")
+    assert "optim.warmup_epochs: a warmup of 30 steps" in warmup_problem(OptimSection(warmup_epochs=3), 20, 10)

@@ -5,6 +5,7 @@ One TorchTrainer per test, in the session's in-process Ray (`ray_session`); the 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,9 @@ def test_rerun_same_name_resumes(pretrained, sample_shards):
     cfg, _ = pretrained
     longer = recipe("pretrain", TINY, sample_shards, cfg.run.storage_path, cfg.run.name, "optim.max_steps=105",
                     "optim.warmup_steps=10", "optim.lr=3e-3", "run.log_every=5", "run.checkpoint_every=50")
+    temp_copies = set(Path(tempfile.gettempdir()).glob("checkpoint_tmp_*"))
     result = pretrain.main(cfg=longer)
     assert result.metrics["attempt_start_step"] == 100 and result.metrics["step"] == 105
+    # Restored in place (Checkpoint.as_directory), not copied to a /tmp/checkpoint_tmp_* folder left behind.
+    assert set(Path(tempfile.gettempdir()).glob("checkpoint_tmp_*")) <= temp_copies
     assert result.metrics["attempt_first_seq"] == 100 * cfg.global_batch

@@ -170,3 +170,14 @@ def test_init_classifier_from_pretrain_copies_encoder(tmp_path, via):
 def test_init_classifier_refuses_another_architecture():
     with pytest.raises(CheckpointError, match="shape mismatches"):
         init_classifier_from_pretrain(create_classifier("tiny", num_classes=2), create_model("nano"))
+
+
+def test_a_file_that_is_no_checkpoint_is_named(tmp_path):
+    """`load_model` on a JSON file (or an empty one) says what it expected, not torch's UnpicklingError."""
+    import videomae
+
+    for name, data in (("config.json", b'{"preset": "nano"}'), ("empty.pth", b"")):
+        bad = tmp_path / name
+        bad.write_bytes(data)
+        with pytest.raises(CheckpointError, match=rf"{name}: not a checkpoint this loader reads .*Give our model"):
+            videomae.load_model(bad, preset="nano")

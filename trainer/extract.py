@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a plain file
@@ -75,7 +75,8 @@ def write_outputs(cfg: ExtractConfig, about: dict, listed: int, rejects: list[di
     written = features.read_features(out, ["video_id"], opts)["video_id"]
     counts = {"listed": listed, "videos": len(set(written.to_pylist())), "windows": len(written),
               "rejects": len(rejects), "by_reason": dict(Counter(r["reason"] for r in rejects))}
-    manifest = {"version": features.FORMAT_VERSION, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest = {"version": features.FORMAT_VERSION, "created_at": now,
                 **about, "counts": counts, "last_run_s": round(seconds, 1)}
     storage.write_text(storage.join(out, features.MANIFEST), json.dumps(manifest, indent=2) + "\n", opts)
     return manifest

@@ -223,8 +223,10 @@ def window_plan(num_frames: int, win: Windows) -> list[tuple[int, list[int]]]:
             for s in starts]
 
 
-def video_chunks(video: Video, win: Windows, options: storage.Options = None) -> Iterator[dict]:
-    """The chunk rows of one video; a single reject row (chunk -1) when it cannot be read, even after chunks."""
+def video_chunks(video: Video, win: Windows, options: storage.Options = None, start: int | None = None
+                 ) -> Iterator[dict]:
+    """The chunk rows of one video (`start`: only the window starting there); a single reject row (chunk -1) when it
+    cannot be read, even after chunks."""
     try:
         with storage.local_file(video.uri, options) as path:
             if sniff_file(path) is None:
@@ -234,6 +236,11 @@ def video_chunks(video: Video, win: Windows, options: storage.Options = None) ->
             if info.num_frames <= 0:
                 raise Reject("no_frames", "the video stream has no frames")
             plan = window_plan(info.num_frames, win)
+            if start is not None:
+                if start >= info.num_frames:
+                    raise Reject("no_frames", f"start frame {start} is beyond the video's {info.num_frames} frames")
+                plan = [(start, clip_indices(clip_len=win.clip_len, stride=win.frame_stride, start=start,
+                                             total_frames=info.num_frames))]
             groups = [plan[i:i + win.windows_per_chunk] for i in range(0, len(plan), win.windows_per_chunk)]
             for ci, group in enumerate(groups):
                 wanted = sorted({i for _, idx in group for i in idx})
@@ -320,6 +327,20 @@ class Embedder:
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Ray Data's entry: a batch of chunk rows -> the same rows, features as their payload."""
         return pa.Table.from_pylist(self.rows(batch.to_pylist()), schema=batch.schema)
+
+
+def embed_file(video: Video, win: Windows, embedder: Embedder, start: int | None = None
+               ) -> tuple[list[int], np.ndarray]:
+    """(start frames, (K, C) features) of one video in this process (the search CLI's query). Raises Reject."""
+    starts, feats = [], []
+    for chunk in video_chunks(video, win, start=start):
+        row = embedder.rows([chunk])[0]
+        if row["reason"]:
+            raise Reject(row["reason"], row["detail"])
+        p = pickle.loads(row["payload"])
+        starts += p["starts"]
+        feats.append(p["features"])
+    return starts, np.concatenate(feats)
 
 
 # ---------------------------------------------------------------------------------------------- driver

@@ -86,6 +86,7 @@ class RaySection(_Strict):
     torch_threads: int = Field(1, ge=0)  # intra-op threads per CPU actor (0: torch's default)
     cpus_per_decode: float = Field(1.0, gt=0)
     decoders: int | None = Field(None, ge=1)  # decode tasks at once (None: Ray Data decides)
+    decode_memory_mb: int = Field(1024, ge=1)  # per decode task: the worker (torch imported, ~500) + a slab of frames
     batch_size: int = Field(16, ge=1)  # windows per forward
     num_cpus: int | None = Field(None, ge=1)  # in-process Ray only; a cluster has its own
 
@@ -485,11 +486,11 @@ def run_ray(cfg: ExtractConfig, todo: list[Video], win: Windows, collector: Coll
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     # Videos as plain rows; up to 1024 blocks, so decode tasks spread over a cluster's CPUs.
     ds = ray.data.from_items([asdict(v) for v in todo], override_num_blocks=min(len(todo), 1024))
-    # Decoding stays its own operator (Ray Data would fuse it into the actors on a CPU-only cluster, where the
-    # resources match): decode tasks then use every free CPU while the model runs, and `actors` means model replicas.
-    ds = ds.map_batches(decode, batch_size=1, batch_format="pyarrow",
-                        compute=ray.data.TaskPoolStrategy(size=r.decoders),
-                        ray_remote_args_fn=lambda: {"num_cpus": r.cpus_per_decode})
+    # Decode tasks ask for the memory a slab of full-size frames takes. That also keeps them an operator of their own
+    # (Ray Data fuses a task into the next actor when their resources match, as on a CPU-only cluster): they decode
+    # on every free CPU while the model runs, and `actors` means model replicas.
+    ds = ds.map_batches(decode, batch_size=1, batch_format="pyarrow", num_cpus=r.cpus_per_decode,
+                        memory=r.decode_memory_mb * 2**20, compute=ray.data.TaskPoolStrategy(size=r.decoders))
     ds = ds.map_batches(Embedder, batch_size=max(1, r.batch_size // win.windows_per_chunk), batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=r.actors), num_gpus=gpus, num_cpus=r.cpus_per_actor,
                         fn_constructor_kwargs={"model_source": cfg.model.source, "preset": cfg.model.preset,

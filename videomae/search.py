@@ -98,20 +98,27 @@ class SearchIndex:
         table = features.read_features(features_dir, options=options)
         if len(table) == 0:
             raise ValueError(f"{features_dir}: no feature rows to index (run trainer/extract.py first)")
+        self = cls.from_table(table, kind, threads, features.read_manifest(features_dir, options) or {})
+        self.meta["features"] = features_dir
+        if out_dir is not None:
+            self.save(out_dir, out_options)
+        return self
+
+    @classmethod
+    def from_table(cls, table: pa.Table, kind: str = "auto", threads: int = 0, manifest: dict | None = None
+                   ) -> SearchIndex:
+        """Index feature rows (FEATURES_SCHEMA); `manifest`: the features' manifest (model, windows)."""
+        manifest = manifest or {}
         started = time.perf_counter()
         vectors = normalized(features.feature_matrix(table))
         index, kind = make_faiss_index(vectors, kind, threads)
-        manifest = features.read_manifest(features_dir, options) or {}
         meta = {"version": INDEX_VERSION, "library": "faiss", "kind": kind, "metric": "cosine",
-                "dim": int(vectors.shape[1]), "count": int(len(vectors)), "features": features_dir,
+                "dim": int(vectors.shape[1]), "count": int(len(vectors)), "features": None,
                 "model": manifest.get("model"), "windows": manifest.get("windows"),
                 "settings_digest": manifest.get("settings_digest"),
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "build_s": round(time.perf_counter() - started, 3)}
-        self = cls(index, table.drop(["feature"]), meta)
-        if out_dir is not None:
-            self.save(out_dir, out_options)
-        return self
+        return cls(index, table.drop(["feature"]), meta)
 
     def save(self, out_dir: str, options: storage.Options = None) -> None:
         faiss = _faiss()

@@ -60,7 +60,7 @@ def manifest_rows(data: Path, per_class: int) -> tuple[list[dict], dict[str, str
                 if taken.get(label, 0) >= per_class:
                     continue
                 taken[label] = taken.get(label, 0) + 1
-            rows.append({"uri": r["uri"], "label": label})
+            rows.append({"uri": r["uri"], "label": label, "split": r.get("split") or "train"})
             seen.add(r["uri"])
     copies = {}
     for c in planted["near"] + planted["exact"]:
@@ -72,7 +72,7 @@ def manifest_rows(data: Path, per_class: int) -> tuple[list[dict], dict[str, str
     return rows, copies
 
 
-def evaluate(table, copies: dict[str, str], ks: list[int]) -> dict:
+def evaluate(table, copies: dict[str, str], ks: list[int], val_videos: set[str]) -> dict:
     vid = np.asarray(table["video_id"].to_pylist(), dtype=object)
     labels = np.asarray([x or "" for x in table["label"].to_pylist()], dtype=object)
     # A video and its copies are one group: neither counts as the other's neighbour for the class metric.
@@ -88,7 +88,7 @@ def evaluate(table, copies: dict[str, str], ks: list[int]) -> dict:
     hits = index.search(features.feature_matrix(sub), fetch)
     prec = {k: [] for k in ks}
     chance = []
-    lab_l, grp_l = labels[labeled], grp[labeled]
+    lab_l, grp_l, vid_l = labels[labeled], grp[labeled], vid[labeled]
     for qi, h in enumerate(hits):
         others = [x.row for x in h if grp_l[x.row] != grp_l[qi]]
         for k in ks:
@@ -97,6 +97,13 @@ def evaluate(table, copies: dict[str, str], ks: list[int]) -> dict:
         chance.append(float(np.mean(lab_l[pool] == lab_l[qi])))
     out = {f"p@{k}": round(float(np.mean(v)), 4) for k, v in prec.items()}
     out["chance"] = round(float(np.mean(chance)), 4)
+    # Held-out queries only (val videos; the database is every labeled clip of other videos): what counts for an
+    # encoder trained with these labels (post-pre-training saw the train videos' classes).
+    val = np.asarray([v in val_videos for v in vid_l])
+    for k, v in prec.items():
+        out[f"val_p@{k}"] = round(float(np.mean(np.asarray(v)[val])), 4) if val.any() else None
+    out["val_chance"] = round(float(np.mean(np.asarray(chance)[val])), 4) if val.any() else None
+    out["val_clips"] = int(val.sum())
     out["labeled_clips"] = int(len(labeled))
     out["classes"] = int(len(set(lab_l)))
 
@@ -149,14 +156,17 @@ def main() -> None:
                                      f"model.source={source}", f"windows.frame_stride={args.frame_stride}",
                                      f"windows.window_stride={args.window_stride}", "ray.actors=1"])
             extract.main(cfg=cfg)
-            results[name] = evaluate(features.read_features(str(work / name)), copies, args.k)
+            val = {listing.make_video_id(SOURCE, r["uri"]) for r in rows if r.get("split") == "val"}
+            results[name] = evaluate(features.read_features(str(work / name)), copies, args.k, val)
             print(json.dumps({name: results[name]}), flush=True)
         cols = [f"p@{k}" for k in args.k]
-        print(f"\n| encoder | {' | '.join(cols)} | chance | copies: nearest other clip is the original |")
-        print("|---" * (len(cols) + 3) + "|")
+        print(f"\n| encoder | queries | {' | '.join(cols)} | chance | copies: nearest other clip is the original |")
+        print("|---" * (len(cols) + 4) + "|")
         for name, r in results.items():
-            print(f"| {name} | {' | '.join(f'{r[c]:.3f}' for c in cols)} | {r['chance']:.3f} | "
-                  f"{r['copies_top1']:.3f} ({r['copy_clips']} clips) |")
+            print(f"| {name} | all ({r['labeled_clips']}) | {' | '.join(f'{r[c]:.3f}' for c in cols)} | "
+                  f"{r['chance']:.3f} | {r['copies_top1']:.3f} ({r['copy_clips']} clips) |")
+            val_cells = " | ".join(f"{r['val_' + c]:.3f}" for c in cols)
+            print(f"| {name} | val ({r['val_clips']}) | {val_cells} | {r['val_chance']:.3f} | |")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"per_class": args.per_class, "frame_stride": args.frame_stride,

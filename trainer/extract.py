@@ -68,7 +68,8 @@ def settings(cfg: ExtractConfig, model) -> tuple[Windows, dict]:
     return win, about
 
 
-def write_outputs(cfg: ExtractConfig, about: dict, listed: int, rejects: list[dict], seconds: float) -> dict:
+def write_outputs(cfg: ExtractConfig, about: dict, listed: int, rejects: list[dict], seconds: float,
+                  timing: dict) -> dict:
     out, opts = cfg.output, cfg.storage_options
     table = pa.Table.from_pylist(rejects, schema=features.REJECTS_SCHEMA)
     features.write_table(storage.join(out, features.REJECTS), table, opts)
@@ -77,7 +78,8 @@ def write_outputs(cfg: ExtractConfig, about: dict, listed: int, rejects: list[di
               "rejects": len(rejects), "by_reason": dict(Counter(r["reason"] for r in rejects))}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = {"version": features.FORMAT_VERSION, "created_at": now,
-                **about, "counts": counts, "last_run_s": round(seconds, 1)}
+                **about, "counts": counts, "last_run_s": round(seconds, 1),
+                **{f"last_run_{k}": v for k, v in timing.items()}}
     storage.write_text(storage.join(out, features.MANIFEST), json.dumps(manifest, indent=2) + "\n", opts)
     return manifest
 
@@ -108,9 +110,15 @@ def main(argv: list[str] | None = None, cfg: ExtractConfig | None = None, no_ray
             extraction.run_local(cfg, todo, win, collector)
         else:
             extraction.connect(cfg.ray)
+            import ray
+
+            problem = extraction.resource_problem(cfg.ray, ray.cluster_resources())
+            if problem:
+                fail(f"ray: {problem}")
             extraction.run_ray(cfg, todo, win, collector)
         collector.check_complete()
-    manifest = write_outputs(cfg, about, len(videos), collector.rejects, time.monotonic() - started)
+    manifest = write_outputs(cfg, about, len(videos), collector.rejects, time.monotonic() - started,
+                             collector.progress.timing())
     log.info("extract: wrote %s: %s", cfg.output, manifest["counts"])
     return manifest
 

@@ -354,6 +354,27 @@ class Progress:
     videos: int = 0
     rejects: int = 0
     windows: int = 0
+    # Start-up against steady state: when the first windows' features came back, and the windows that came after.
+    first_at: float | None = None
+    last_at: float | None = None
+    windows_after_first: int = 0
+
+    def arrived(self, windows: int) -> None:
+        """Features of `windows` windows came back (a chunk)."""
+        self.last_at = time.monotonic()
+        if self.first_at is None:
+            self.first_at = self.last_at
+        else:
+            self.windows_after_first += windows
+
+    def timing(self) -> dict:
+        """Seconds to the first features (start-up: workers, model load, the first decode) and the rate after it."""
+        if self.first_at is None:
+            return {"first_result_s": None, "steady_windows_per_s": None}
+        span = self.last_at - self.first_at
+        steady = self.windows_after_first / span if self.windows_after_first and span > 0 else None
+        return {"first_result_s": round(self.first_at - self.started, 2),
+                "steady_windows_per_s": round(steady, 2) if steady is not None else None}
 
     def done(self, windows: int, rejected: bool) -> None:
         self.videos += 1
@@ -395,7 +416,9 @@ class Collector:
             self.chunks.pop(vid, None)
             self._finish(vid, Reject(row["reason"], row["detail"]))
             return
-        self.chunks.setdefault(vid, {})[int(row["chunk"])] = pickle.loads(row["payload"])
+        chunk = pickle.loads(row["payload"])
+        self.progress.arrived(len(chunk["starts"]))
+        self.chunks.setdefault(vid, {})[int(row["chunk"])] = chunk
         self.expected[vid] = int(row["num_chunks"])
         if len(self.chunks[vid]) == self.expected[vid]:
             got = self.chunks.pop(vid)
@@ -468,6 +491,21 @@ def connect(r: RaySection) -> None:
     if not ray.is_initialized():
         ray.init(num_cpus=r.num_cpus, log_to_driver=True)
     DataContext.get_current().enable_progress_bars = False  # the driver logs its own progress lines
+
+
+def resource_problem(r: RaySection, resources: dict) -> str | None:
+    """Why the pipeline could never run on a cluster with these resources (None: it can). The model actors hold their
+    CPUs (and GPUs) for the whole job, so a decode task needs CPU left over; without it the job waits forever."""
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    want_gpus = r.actors * (r.gpus_per_actor if r.gpus_per_actor is not None else (1.0 if gpus > 0 else 0.0))
+    if want_gpus > gpus:
+        return f"ray.actors={r.actors} x ray.gpus_per_actor need {want_gpus:g} GPUs; the cluster has {gpus:g}"
+    need = r.actors * r.cpus_per_actor + r.cpus_per_decode
+    if need > cpus:
+        return (f"ray.actors={r.actors} x ray.cpus_per_actor={r.cpus_per_actor:g} + ray.cpus_per_decode="
+                f"{r.cpus_per_decode:g} (one decode task) = {need:g} CPUs; the cluster has {cpus:g}: lower ray.actors "
+                f"or give each a fraction of a CPU (e.g. --set ray.cpus_per_actor={max(cpus - 1, 0.5) / r.actors:g})")
+    return None
 
 
 def run_ray(cfg: ExtractConfig, todo: list[Video], win: Windows, collector: Collector) -> None:

@@ -1,5 +1,6 @@
 """Feature extraction (trainer/extract.py) on real Ray over real videos: the output format, rejects with reasons, a
-rerun that skips finished videos, the reference's `.npy` layout, and the preprocessing against the reference script's.
+rerun that skips finished videos, the reference's `.npy` layout, ingest's clip shards as input, and the preprocessing
+against the reference script's.
 
 The run itself is the session fixture `feature_corpus` (tests/conftest.py), shared with tests/api/test_api_search.py.
 """
@@ -11,15 +12,18 @@ import logging
 import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
 
+import videomae
 from trainer import extract, extraction
-from videomae import features, listing
+from videomae import features, listing, shards
 from videomae.transforms import CLIP_TRANSFORMS, eval_clip, reference_tad_clip
-from videomae.video import decode_frames, probe
+from videomae.video import decode_frames, decode_jpegs, probe
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +51,7 @@ def test_features_rows_and_manifest(feature_corpus):
                                    "img_size": 64}
     assert manifest["model"]["fingerprint"] and manifest["model"]["feature_dim"] == 96
     assert len(list((out / "features").glob("part-*.parquet"))) == 2  # four good videos, two per part
+    assert manifest["last_run_first_result_s"] > 0 and manifest["last_run_steady_windows_per_s"] > 0
 
 
 def test_rejects_have_reasons(feature_corpus):
@@ -96,6 +101,42 @@ def test_rerun_refuses_other_settings(feature_corpus, tmp_path):
     cfg = cfg.model_copy(update={"windows": cfg.windows.model_copy(update={"window_stride": 2})})
     with pytest.raises(SystemExit):
         extract.main(cfg=cfg)
+
+
+def test_shard_input_is_one_window_per_stored_clip(feature_corpus, sample_shards, tmp_path):
+    """Ingest's clip shards as input (the trainer tests' session dataset, its val split): every stored clip is one
+    window, under the shards' video and clip ids and merged label names, and its feature is the model's on the stored
+    frames through the eval transform."""
+    shards_dir = str(sample_shards)
+    cfg = extraction.load_config(None, [f"input.path={shards_dir}", "input.split=val", f"output={tmp_path / 'f'}",
+                                        f"model.source={feature_corpus['root'] / 'model'}", "ray.actors=1"])
+    manifest = extract.main(cfg=cfg)
+    stored = pa.concat_tables([pq.read_table(f, columns=["video_id", "clip_id", "start_frame", "split", "frames"])
+                               for f in shards.clip_files(shards_dir)])
+    stored = stored.filter(pc.equal(stored["split"], "val"))
+    table = features.read_features(str(tmp_path / "f"))
+    assert manifest["input"]["kind"] == "shards" and manifest["counts"]["rejects"] == 0
+    assert sorted(table["clip_id"].to_pylist()) == sorted(stored["clip_id"].to_pylist())
+    assert set(table["video_id"].to_pylist()) == set(stored["video_id"].to_pylist())
+    names = set(shards.read_labels(shards_dir)["names"])
+    assert set(table["label"].to_pylist()) <= names and len(set(table["label"].to_pylist())) > 1
+    row = table.slice(0, 1).to_pylist()[0]
+    clip = stored.filter(pc.equal(stored["clip_id"], row["clip_id"])).to_pylist()[0]
+    assert row["start_frame"] == clip["start_frame"]
+    model = videomae.load_model(str(feature_corpus["root"] / "model")).eval()
+    with torch.inference_mode():
+        want = model.forward_pooled(eval_clip(decode_jpegs(clip["frames"]), model.cfg.img_size)[None])[0].numpy()
+    np.testing.assert_allclose(np.asarray(row["feature"], np.float32), want, rtol=1e-5, atol=1e-5)
+
+
+def test_resources_that_could_never_run_are_refused():
+    """Actors hold their CPUs for the whole job: with none left for a decode task the job would wait forever."""
+    two_cpus = {"CPU": 2.0}
+    assert extraction.resource_problem(extraction.RaySection(actors=1), two_cpus) is None
+    problem = extraction.resource_problem(extraction.RaySection(actors=2), two_cpus)
+    assert problem and "ray.cpus_per_actor=0.5" in problem
+    assert extraction.resource_problem(extraction.RaySection(actors=2, cpus_per_actor=0.5), two_cpus) is None
+    assert "GPUs" in extraction.resource_problem(extraction.RaySection(actors=2), {"CPU": 8.0, "GPU": 1.0})
 
 
 # ------------------------------------------------------------------------------------- the reference's preprocessing

@@ -3,7 +3,9 @@ the registry of model operations the batch thread runs (`OPERATIONS`: embed, rec
 with `@operation(name)` next to the endpoint that uses it).
 
 Loaded once at start-up through `videomae.load_model`, which accepts our model directory, a Ray training checkpoint
-holding one, a reference `.pth` (architecture from VIDEOMAE_PRESET) and a Hugging Face VideoMAE directory.
+holding one, a reference `.pth` (architecture from VIDEOMAE_PRESET) and a Hugging Face VideoMAE directory. With
+VIDEOMAE_INDEX the search index (videomae.search) is loaded beside it, and whether the served weights made its
+features is noted (`index_matches_model`), so an uploaded query is only embedded where its feature is comparable.
 
 Which feature `/v1/embed` returns (the model's `forward_pooled`):
 - pre-training model: the mean of the encoder's tokens after its final LayerNorm, no masking;
@@ -27,7 +29,9 @@ from api.errors import ApiError
 from api.schemas import ModelInfo
 from api.settings import Settings
 from videomae import VideoMAEConfig, load_model
+from videomae.features import weights_fingerprint
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.search import SearchIndex
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +98,8 @@ class ModelHost:
         self.batcher = MicroBatcher(self._run_batch, settings.max_batch, settings.max_wait_ms / 1000, on_batch)
         self._decode_pool = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="videomae-io")
         self.inflight = 0
+        self.index: SearchIndex | None = None
+        self.index_matches_model = False
 
     @classmethod
     def load(cls, settings: Settings, on_batch: Callable[[Hashable, int, float], None] | None = None) -> ModelHost:
@@ -101,6 +107,12 @@ class ModelHost:
             torch.set_num_threads(settings.torch_threads)
         model = load_model(settings.model, preset=settings.preset)
         host = cls(model, settings, on_batch)
+        if settings.index:
+            host.index = SearchIndex.load(settings.index)
+            made_by = (host.index.meta.get("model") or {}).get("fingerprint")
+            host.index_matches_model = made_by == weights_fingerprint(model)
+            log.info("search index %s: %d clips (%s); made by the served model: %s", settings.index, len(host.index),
+                     host.index.meta.get("kind"), host.index_matches_model)
         host.warm_up()
         log.info("loaded %s (%d parameters, reconstruct=%s)", host.info.id, host.info.parameters,
                  host.info.can_reconstruct)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videomae.masks import DecoderKind, EncoderKind
 
@@ -46,6 +46,51 @@ class ReconstructOptions(BaseModel):
     start: int = Field(0, ge=0, le=10_000_000, description="first frame of the clip")
     frame_stride: int = Field(2, ge=1, le=64, description="frames between sampled frames")
     format: Literal["png", "json"] = Field("png", description="png: the image grid; json: numbers and the image")
+
+
+class SearchOptions(BaseModel):
+    """The query is an uploaded video (multipart `file`), or a stored clip (`clip_id`) or video (`video_id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=1, le=100, description="how many clips to return")
+    clip_id: str | None = Field(None, min_length=1, max_length=256, description="query with this stored clip")
+    video_id: str | None = Field(None, min_length=1, max_length=256,
+                                 description="query with this stored video (the mean of its clip vectors)")
+    start_frame: int | None = Field(None, ge=0, le=10_000_000,
+                                    description="upload: query with the one window starting here (default: the "
+                                                "mean of the upload's windows)")
+    exclude_query_video: bool = Field(True, description="stored queries: leave out the clips of the query's video")
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchOptions:
+        if self.clip_id is not None and self.video_id is not None:
+            raise ValueError("give clip_id or video_id, not both")
+        return self
+
+
+class SearchHit(BaseModel):
+    video_id: str
+    uri: str
+    clip_id: str
+    start_frame: int
+    end_frame: int = Field(description="last frame of the window (inclusive)")
+    start_s: float | None = Field(description="where the clip starts in its video, in seconds (null: fps unknown)")
+    end_s: float | None
+    score: float = Field(description="cosine similarity of the clip's feature and the query's")
+    label: str | None = Field(None, description="the clip's class, when its input had one")
+
+
+class SearchQueryInfo(BaseModel):
+    kind: Literal["upload", "clip", "video"]
+    id: str | None = Field(None, description="the stored clip or video")
+    windows: int = Field(description="windows the query feature is the mean of")
+
+
+class SearchResponse(BaseModel):
+    query: SearchQueryInfo
+    results: list[SearchHit]
+    index_size: int = Field(description="clips in the index")
 
 
 class ClipEmbedding(BaseModel):

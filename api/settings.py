@@ -49,6 +49,8 @@ class Settings(BaseModel):
     model: str = Field(description="model directory (ours or Hugging Face), Ray checkpoint dir, or reference .pth")
     preset: str | None = Field(None, description="architecture preset, for reference .pth files only")
     torch_threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = torch's default")
+    index: str | None = Field(None, description="search index directory for /v1/search (python trainer/search.py "
+                                                "build); without one /v1/search answers 409")
 
     # ---- network and access
     host: str = Field("127.0.0.1", description="bind address for `python -m api`")

@@ -9,8 +9,9 @@ they are (pickled), never as dicts.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, fields
+
+from videomae.listing import make_clip_id, make_video_id  # noqa: F401 (the ids, shared with feature extraction)
 
 # Drop reasons, in the order the steps can produce them.
 MISSING = "missing"  # listed in a manifest but not found
@@ -21,20 +22,6 @@ NO_VIDEO_STREAM = "no_video_stream"  # media without video (audio only, subtitle
 TOO_SHORT = "too_short"  # fewer frames than one clip spans
 DECODE_ERROR = "decode_error"  # probes fine but frames fail to decode (e.g. truncated mid-file)
 REASONS = (MISSING, EMPTY, MISSING_LABEL, UNREADABLE, NO_VIDEO_STREAM, TOO_SHORT, DECODE_ERROR)
-
-
-def make_video_id(source: str, key: str) -> str:
-    """Stable id from source name + the input's key (its path relative to the source root, or the manifest uri).
-
-    Derived from identity, not bytes: two byte-identical inputs stay two records (one kept, one duplicate),
-    and moving the whole data root does not change ids.
-    """
-    return hashlib.sha256(f"{source}\0{key}".encode()).hexdigest()[:16]
-
-
-def make_clip_id(video_id: str, start_frame: int, stride: int) -> str:
-    """Stable, readable clip id: video, first frame, stride."""
-    return f"{video_id}-{start_frame:06d}-s{stride}"
 
 
 @dataclass

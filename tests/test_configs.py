@@ -21,6 +21,10 @@ def _load(rel: str):
         from trainer.config import load_config
 
         return load_config(folder, REPO / rel)
+    if folder == "extract":
+        from trainer.extraction import load_config
+
+        return load_config(REPO / rel)
     if folder == "ingest":
         from ingest.config import load_config
 

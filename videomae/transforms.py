@@ -79,6 +79,31 @@ def eval_clip(frames: np.ndarray | torch.Tensor, img_size: int) -> torch.Tensor:
     return normalize(torch.cat(crops, dim=1))  # (3, T, S, S)
 
 
+def reference_tad_clip(frames: np.ndarray | torch.Tensor, img_size: int) -> torch.Tensor:
+    """The transform of the reference's `extract_tad_feature.py` (its `ToFloatTensorInZeroOne` then `Resize((224,
+    224))`): [0, 1] floats, every frame resized bilinearly to img_size x img_size (the aspect is not kept, nothing is
+    cropped, no antialiasing) and *no* mean/std normalisation, although its models were trained on normalised clips
+    (OpenGVLab/VideoMAEv2 issue 62 asks about it; unanswered). Use it to reproduce the reference's released TAD
+    features; `eval_clip` is what the model saw in training and what /v1/embed serves. (3, T, S, S).
+
+    Frame by frame, as `eval_clip`: the reference interpolates (3, T, H, W) as a batch of 3 images of T channels, so
+    every (channel, frame) plane is resized on its own and the result is the same."""
+    x = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+    if x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
+        raise ValueError(f"expected frames of shape (T, H, W, 3), T > 0, got {tuple(x.shape)}")
+    out = []
+    for i in range(len(x)):
+        frame = x[i : i + 1].permute(3, 0, 1, 2).contiguous().float().div_(255.0)  # (3, 1, H, W)
+        out.append(F.interpolate(frame, size=(img_size, img_size), mode="bilinear", align_corners=False))
+    return torch.cat(out, dim=1)  # (3, T, S, S)
+
+
+# Clip transforms by name (feature extraction's `windows.transform`, recorded in its manifest and the search index).
+# Each treats every frame on its own, so a video's frames can be transformed once and overlapping windows cut from
+# the result (trainer/extraction.py does; tests/trainer/test_extract.py checks it equals transforming each window).
+CLIP_TRANSFORMS = {"eval": eval_clip, "reference_tad": reference_tad_clip}
+
+
 def sliding_windows(num_frames_total: int, clip_len: int, stride: int, window_stride: int) -> list[int]:
     """Start frames of sliding clips covering a video (at least one clip, even for short videos)."""
     span = (clip_len - 1) * stride + 1

@@ -42,9 +42,11 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
  && pip uninstall -y videomae-system \
  && cd / && rm -rf /tmp/deps
 # The project's wheel, imported from the venv alone (-I: not from the working directory): a broken package fails here.
+# faiss (the /v1/search index) is imported lazily by the code, so it is imported here: its wheel bundles OpenBLAS and
+# libgomp and needs only glibc >= 2.27 and libstdc++ (which torch needs too), both in the slim bookworm base.
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
- && python -I -c "import videomae, api.main; videomae.list_presets()"
+ && python -I -c "import videomae, api.main, api.search, faiss; videomae.list_presets(); faiss.IndexFlatIP(8)"
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin videomae \
  && mkdir -p /shared && chown videomae:videomae /shared
 WORKDIR /app

@@ -54,7 +54,8 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
 # The project's wheel, imported from the venv alone (-I: not from the working directory): a broken package fails here.
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
- && python -I -c "import videomae, ingest.pipeline, trainer.loop, trainer.pretrain; videomae.list_presets()"
+ && python -I -c "import videomae, ingest.pipeline, trainer.loop, trainer.pretrain, trainer.extract, faiss; \
+videomae.list_presets(); faiss.IndexFlatIP(8)"
 # Non-root: uid 1000 owns the app and the shared volume's mount point (a named volume copies this ownership).
 # Ubuntu 24.04 images ship a user `ubuntu` with uid 1000; it gives the uid up to ours.
 RUN (userdel --remove ubuntu 2>/dev/null || true) \

@@ -27,7 +27,7 @@ OVERRIDES = [
              "--set optim.max_steps=6 --set optim.warmup_steps=1 --set run.checkpoint_every=6 --set run.log_every=2 "
              "--set eval.num_clips=1 --set eval.num_crops=1"),
 ]
-PAGES = ["README.md", "docs/ingest.md", "docs/model.md", "docs/api.md"]  # in this order, in one workspace
+PAGES = ["README.md", "docs/ingest.md", "docs/extract.md", "docs/model.md", "docs/api.md"]  # in order, one workspace
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,8 @@ def check_readme_outputs(workdir):
     embed = json.loads((workdir / "embedding.json").read_text())
     assert embed["dim"] == len(embed["embedding"]) > 0
     assert (workdir / "reconstruction.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nearest = json.loads((workdir / "nearest.json").read_text())["results"]
+    assert len(nearest) == 3 and all(r["video_id"] and r["uri"] for r in nearest)
 
 
 def doc_pages() -> list[str]:

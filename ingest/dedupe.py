@@ -11,7 +11,8 @@ Stages, all over the fingerprinted records (plain numpy, no Ray):
 4. survivors, by one stated rule applied greedily in priority order (no transitive chaining, so every
    dropped copy is within `threshold` of the video it is recorded against):
        eval split (val/test) over train, then the source kind's `survivor_rank` (labeled over unlabeled),
-       more pixels, earlier source in the config, then uri;
+       an intact file over a damaged one (whose header's claim failed: `frames_counted`), more pixels,
+       earlier source in the config, then uri;
 5. leaks: a train video that duplicates any eval video is dropped, even if that eval video was itself
    dropped as a copy of another one (its kept id then names the eval survivor).
 """
@@ -39,6 +40,7 @@ def priority_key(rec: VideoRecord) -> tuple:
     return (
         0 if rec.split in EVAL_SPLITS else 1,
         SOURCE_KINDS[rec.kind].survivor_rank,
+        rec.frames_counted,
         -(rec.width * rec.height),
         rec.source_index,
         rec.uri,

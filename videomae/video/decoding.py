@@ -106,13 +106,58 @@ def _rgb(frame) -> np.ndarray:
     return upright(frame.to_ndarray(format="rgb24"), normalise_rotation(frame.rotation))
 
 
+# ---------------------------------------------------------------------------------------------- decord
+def decord_plan(path: str, head: bytes | None = None, rotation: int | None = None) -> tuple[bool, str]:
+    """(decord may read the file, the demuxer's name). decord may read recognised binary containers with one video
+    stream (`safety.decord_may_read`) whose frames need no turning: decord 0.6 fails on rotated MP4s (it sizes its
+    output for the turned frame but copies the stored one). Opens the file with PyAV (restricted); decodes its first
+    frame only when `rotation` is not given."""
+    head = check_head(path) if head is None else head
+    with open_av(path) as c:
+        s = _open_stream(c)
+        allowed = decord_may_read(head, c.format.name, len(video_streams(c)))
+        if allowed and rotation is None:
+            rotation = first_frame_rotation(c, s)
+        return allowed and not rotation, c.format.name
+
+
+def _try_decord(path: str, backend: str, call):
+    """`call(reader)` on decord's VideoReader. Where decord fails: None with backend 'auto' (PyAV reads instead);
+    with 'decord' a VideoError, 'unreadable' if decord cannot open the file (GIF, AV1, Matroska without cues here),
+    'decode_error' if frames fail (a corrupt packet, an index beyond its frames)."""
+    try:
+        vr = decord.VideoReader(path, num_threads=1)
+    except Exception as e:  # DECORDError, RuntimeError
+        err = VideoError("unreadable", scrub(f"decord cannot open it: {e}", path))
+    else:
+        try:
+            return call(vr)
+        except VideoError as e:
+            err = e
+        except Exception as e:  # decord raises its own DECORDError and plain RuntimeErrors
+            err = VideoError("decode_error", scrub(f"decord: {e}", path))
+    if backend == "decord":
+        raise err
+    log.debug("decord failed (%s); falling back to PyAV", err)
+    return None
+
+
+def _pick_decord(path: str, head: bytes, backend: str, rotation: int | None) -> bool:
+    if backend == "pyav" or decord is None:
+        return False
+    allowed, fmt = decord_plan(path, head, rotation)
+    if not allowed and backend == "decord":
+        raise VideoError("unreadable", f"decord only reads recognised binary containers with one unrotated video "
+                                       f"stream, not this {fmt} file")  # fmt: skip
+    return allowed
+
+
 # ---------------------------------------------------------------------------------------------- by index
-def _decode_decord(path: str, indices: Sequence[int], rotation: int) -> np.ndarray:
-    vr = decord.VideoReader(path, num_threads=1)
+def _decode_decord(vr, indices: Sequence[int]) -> np.ndarray:
     n = len(vr)
     if max(indices) >= n:
         raise VideoError("decode_error", f"frame {max(indices)} beyond the {n} frames decord sees")
-    return upright(vr.get_batch(list(indices)).asnumpy(), rotation)  # (T, H, W, 3)
+    return vr.get_batch(list(indices)).asnumpy()  # (T, H, W, 3)
 
 
 def _decode_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
@@ -133,16 +178,13 @@ def _decode_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
     return np.stack([got[i] for i in indices])
 
 
-def decord_plan(path: str, head: bytes | None = None, rotation: int | None = None) -> tuple[bool, int, str]:
-    """(decord may read the file, the rotation to apply to decord's frames, the demuxer's name). Opens the file
-    with PyAV (restricted); decodes its first frame only when `rotation` is not given."""
-    head = check_head(path) if head is None else head
-    with open_av(path) as c:
-        s = _open_stream(c)
-        allowed = decord_may_read(head, c.format.name, len(video_streams(c)))
-        if allowed and rotation is None:
-            rotation = first_frame_rotation(c, s)  # decord does not turn frames
-        return allowed, rotation or 0, c.format.name
+def _pyav_errors(path: str, fn, *args) -> np.ndarray:
+    try:
+        return fn(path, *args)
+    except VideoError:
+        raise
+    except Exception as e:  # av.error.* (InvalidDataError, ...) for corrupt streams
+        raise VideoError("decode_error", scrub(f"pyav: {type(e).__name__}: {av_message(e)}", path)) from None
 
 
 def decode_frames(path: str | os.PathLike, indices: Sequence[int], backend: str = "auto",
@@ -150,9 +192,10 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int], backend: str 
     """Decode the frames at `indices` (any order, repeats allowed) as uint8 (T, H, W, 3) RGB, upright.
 
     backend: "auto" (decord, then PyAV on failure), "decord" or "pyav". rotation: the stream's (`VideoInfo.rotation`),
-    to save finding it again; PyAV reads it from each frame. Raises VideoError: 'empty' or 'unreadable' when the file
-    cannot be opened or its container is refused, 'decode_error' when frames fail (an index beyond the frames that
-    decode, or nothing decodes).
+    to save finding it again (rotated files are read by PyAV, which turns each frame by its own display matrix).
+    Raises VideoError: 'empty' or 'unreadable' when the file cannot be opened or its container is refused (or, with
+    backend 'decord', decord cannot open it), 'decode_error' when frames fail (an index beyond the frames that
+    decode).
     """
     path = local_name(path)
     if len(indices) == 0:
@@ -162,36 +205,22 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int], backend: str 
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
     head = check_head(path)
-    if backend in ("auto", "decord") and decord is not None:
-        allowed, rot, fmt = decord_plan(path, head, rotation)
-        if not allowed and backend == "decord":
-            raise VideoError("unreadable", f"decord is only used on recognised binary containers with one video "
-                                           f"stream, not {fmt}")  # fmt: skip
-        if allowed:
-            try:
-                return _decode_decord(path, indices, rot)
-            except Exception as e:  # decord raises its own DECORDError and plain RuntimeErrors
-                if backend == "decord":
-                    raise VideoError("decode_error", scrub(f"decord: {e}", path)) from None
-                log.debug("decord failed (%s); falling back to PyAV", scrub(str(e), path))
-    try:
-        return _decode_pyav(path, indices)
-    except VideoError:
-        raise
-    except Exception as e:  # av.error.* (InvalidDataError, ...) for corrupt streams
-        raise VideoError("decode_error", scrub(f"pyav: {type(e).__name__}: {av_message(e)}", path)) from None
+    if _pick_decord(path, head, backend, rotation):
+        frames = _try_decord(path, backend, lambda vr: _decode_decord(vr, indices))
+        if frames is not None:
+            return frames
+    return _pyav_errors(path, _decode_pyav, indices)
 
 
 # ---------------------------------------------------------------------------------------------- by time
-def _times_decord(path: str, times: Sequence[float], rotation: int) -> np.ndarray:
-    vr = decord.VideoReader(path, num_threads=1)
+def _times_decord(vr, times: Sequence[float]) -> np.ndarray:
     stamps = vr.get_frame_timestamp(list(range(len(vr))))  # (n, 2): start, end seconds from the stream start
     starts = stamps[:, 0] - stamps[0, 0]
     end = stamps[-1, 1] - stamps[0, 0]
     idx = [max(0, int(np.searchsorted(starts, t + 1e-6, side="right")) - 1) for t in times if t < end - 1e-6]
     if not idx:
         return np.zeros((0, 1, 1, 3), np.uint8)
-    return upright(vr.get_batch(idx).asnumpy(), rotation)
+    return vr.get_batch(idx).asnumpy()
 
 
 def _times_pyav(path: str, times: Sequence[float]) -> np.ndarray:
@@ -212,6 +241,8 @@ def _times_pyav(path: str, times: Sequence[float]) -> np.ndarray:
         while k < len(times) and prev is not None and times[k] < end - 1e-6:
             out.append(_rgb(prev))  # times within the last frame's display
             k += 1
+    if times and seen.count == 0:
+        raise VideoError("decode_error", "no frame decodes")
     return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 
 
@@ -228,25 +259,14 @@ def decode_frames_at_times(path: str | os.PathLike, times_s: Sequence[float], ba
     times = [float(t) for t in times_s]
     if any(b < a for a, b in zip(times, times[1:], strict=False)) or (times and times[0] < 0):
         raise ValueError("times must be ascending and non-negative")
+    if backend not in ("auto", "decord", "pyav"):
+        raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
     head = check_head(path)
-    if times and backend in ("auto", "decord") and decord is not None:
-        allowed, rot, _ = decord_plan(path, head, rotation)
-        if allowed:
-            try:
-                return _times_decord(path, times, rot)
-            except Exception as e:  # DECORDError, RuntimeError: a corrupt packet, a file decord cannot index
-                if backend == "decord":
-                    raise VideoError("decode_error", scrub(f"decord: {e}", path)) from None
-                log.debug("decord failed (%s); falling back to PyAV", scrub(str(e), path))
-    try:
-        frames = _times_pyav(path, times)
-    except VideoError:
-        raise
-    except Exception as e:  # av.error.*
-        raise VideoError("decode_error", scrub(f"pyav: {type(e).__name__}: {av_message(e)}", path)) from None
-    if times and frames.shape[0] == 0 and scan(path).count == 0:
-        raise VideoError("decode_error", "no frame decodes")
-    return frames
+    if times and _pick_decord(path, head, backend, rotation):
+        frames = _try_decord(path, backend, lambda vr: _times_decord(vr, times))
+        if frames is not None:
+            return frames
+    return _pyav_errors(path, _times_pyav, times)
 
 
 # ---------------------------------------------------------------------------------------------- counting

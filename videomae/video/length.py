@@ -78,10 +78,11 @@ class FrameReader:
     """Frames of one video, trusting `length` until a decode fails; then counting once (`length` becomes what decodes)
     and reading with PyAV from there on. `read` (by index) answers None for frames beyond `length`.
 
-    The fast path is decord where it may read the file (`decoding.decord_plan`); any decord failure counts the frames
-    (decord numbers the frames a damaged file's index lists, PyAV the frames that decode, so the two are not mixed).
-    Elsewhere PyAV reads; a PyAV read that finds frames missing counts them too. A corrupt stretch no read touches is
-    not noticed: the claim it leaves standing is still the frames the reads got.
+    The fast path is decord where it may read the file (`decoding.decord_plan`). A file decord cannot open goes to
+    PyAV as it is; frames decord fails to decode count the frames (decord numbers the frames a damaged file's index
+    lists, PyAV the frames that decode, so the two are not mixed). Elsewhere PyAV reads; a PyAV read that finds frames
+    missing counts them too. A corrupt stretch no read touches is not noticed: the claim it leaves standing is still
+    the frames the reads got.
     """
 
     def __init__(self, path: str | os.PathLike, length: Length, backend: str = "auto", rotation: int | None = None):
@@ -108,16 +109,19 @@ class FrameReader:
         if self.length.counted or self.backend == "pyav" or decoding.decord is None:
             return False
         if self._decord is None:
-            self._decord, self.rotation, _ = decoding.decord_plan(self.path, rotation=self.rotation)
+            self._decord, _ = decoding.decord_plan(self.path, rotation=self.rotation)
         return self._decord
 
     def _decode(self, fn, arg):
-        """fn(path, arg, backend=..., rotation=...) on the fast path, recounting on its failure; else with PyAV."""
+        """fn(path, arg, backend=..., rotation=...) on the fast path; else, or where decord fails, with PyAV (counting
+        first when decord opened the file but its frames failed)."""
         if self._fast():
             try:
                 return fn(self.path, arg, backend="decord", rotation=self.rotation)
-            except VideoError:
-                self.recount()
+            except VideoError as e:
+                if e.reason == "decode_error":
+                    self.recount()
+                self._decord = False  # decord cannot open it (or counted): PyAV from now on
         return fn(self.path, arg, backend="pyav", rotation=self.rotation)
 
     def read(self, indices: Sequence[int]) -> np.ndarray | None:

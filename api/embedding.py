@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
-from api.preprocess import load_clip, open_frames, plan_windows, probe_upload, too_short
+from api.preprocess import load_clip, plan_windows, probe_upload, too_short
 from api.schemas import ClipEmbedding, EmbedOptions, EmbedResponse
 from videomae.video import FrameReader, clip_indices
 
@@ -51,8 +51,7 @@ async def embed_video(host: ModelHost, path: Path, opts: EmbedOptions) -> EmbedR
     span = (clip_len - 1) * opts.frame_stride + 1
     window_stride = opts.window_stride or span
 
-    info = await host.offload(probe_upload, path, settings)
-    reader = open_frames(path, info)
+    info, reader = await host.offload(probe_upload, path, settings)
     starts = await host.offload(plan_windows, reader, info, clip_len, opts.frame_stride, window_stride,
                                 settings.max_clips)
 

@@ -42,8 +42,10 @@ def _as_api_error(e: VideoError) -> ApiError:
     return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
 
 
-def probe_upload(path: Path, settings: Settings) -> VideoInfo:
-    """Recognise, probe and bound the upload. Raises ApiError (415/422)."""
+def probe_upload(path: Path, settings: Settings) -> tuple[VideoInfo, FrameReader]:
+    """Recognise, probe and bound the upload: its claims, and a reader of its frames. A claim beyond the duration or
+    frame limit is checked before it refuses the upload (its last frame decoded, else the frames counted, at most
+    one past the limit). Raises ApiError (415/422)."""
     if sniff_file(path) is None:
         raise ApiError(415, "unsupported_media_type",
                        "not a recognised video container (mp4/mov, mkv/webm, avi, flv, ogg, mpeg-ts/ps, gif)")
@@ -56,12 +58,21 @@ def probe_upload(path: Path, settings: Settings) -> VideoInfo:
     if info.width <= 0 or info.height <= 0:
         raise ApiError(422, "bad_video", "the video stream has no frame size")
     check_size(info.width, info.height, settings)
-    if info.duration_s > settings.max_duration_s:
+    reader = open_frames(path, info)
+    if info.duration_s > settings.max_duration_s or info.num_frames > settings.max_frames:
+        try:
+            reader.length = verify_length(path, info, limit=settings.max_frames)
+        except VideoError as e:
+            raise _as_api_error(e) from None
+    length = reader.length
+    if length.duration_s > settings.max_duration_s:
         raise ApiError(422, "video_too_long",
-                       f"{info.duration_s:.1f} s is longer than the {settings.max_duration_s:g} s allowed")
-    if info.num_frames > settings.max_frames:
-        raise ApiError(422, "too_many_frames", f"{info.num_frames} frames; at most {settings.max_frames} allowed")
-    return info
+                       f"{length.duration_s:.1f} s is longer than the {settings.max_duration_s:g} s allowed")
+    if length.num_frames > settings.max_frames:
+        more = "more than " if length.counted else ""
+        raise ApiError(422, "too_many_frames", f"{more}{length.num_frames - bool(more)} frames; at most "
+                                               f"{settings.max_frames} allowed")
+    return info, reader
 
 
 def check_size(width: int, height: int, settings: Settings) -> None:
@@ -91,7 +102,8 @@ def too_short(reader: FrameReader, clip_len: int, frame_stride: int) -> ApiError
     n = reader.num_frames
     if n == 0:
         return ApiError(422, "decode_error", "decode error (truncated or corrupt?): no frame of the video decodes")
-    counted = " (counted: the container claims more)" if reader.length.counted else ""
+    claim = reader.claimed.num_frames
+    counted = f" (the container claims {claim})" if reader.length.counted and claim != n else ""
     return ApiError(422, "video_too_short", f"{n} frames decode{counted}; one clip of {clip_len} frames "
                                             f"{frame_stride} apart needs {clip_span(clip_len, frame_stride)}")
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
-from api.preprocess import clip_at, open_frames, probe_upload
+from api.preprocess import clip_at, probe_upload
 from api.schemas import ReconstructOptions, ReconstructResponse
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.targets import patchify, reconstruction_loss, unnormalize, unnormalize_patches, unpatchify
@@ -117,8 +117,7 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> P
 
 async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
     cfg, settings = host.cfg, host.settings
-    info = await host.offload(probe_upload, path, settings)
-    reader = open_frames(path, info)
+    info, reader = await host.offload(probe_upload, path, settings)
     indices, clip = await host.offload(clip_at, reader, opts.start, cfg.num_frames, opts.frame_stride, cfg.img_size,
                                        settings)  # (3, T, S, S)
     grid = cfg.grid

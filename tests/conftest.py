@@ -25,3 +25,12 @@ def ray_session():
         )
     yield ray
     # Left running for the rest of the session; pytest's exit shuts it down.
+
+
+@pytest.fixture(scope="session")
+def video_zoo(tmp_path_factory):
+    """The real-world video zoo (tests/video_zoo.py): ~26 small files made with ffmpeg once per session, each with
+    its stated outcome; used by tests/videomae (decoding), tests/ingest (the CLI on Ray) and tests/api (uploads)."""
+    import video_zoo
+
+    return video_zoo.build(tmp_path_factory.mktemp("zoo") / "files")

@@ -56,10 +56,11 @@ class Length:
         return cls(seen.count, _six(d), _six(fps), counted=True, errors=seen.errors)
 
 
-def verify_length(path: str | os.PathLike, info: VideoInfo, backend: str = "auto") -> Length:
+def verify_length(path: str | os.PathLike, info: VideoInfo, backend: str = "auto", limit: int | None = None) -> Length:
     """The claim if its last frame decodes (decord's seek; PyAV decodes forward to it where decord may not read the
-    file), else the frames that decode, counted. Raises VideoError ('empty', 'unreadable', 'no_video_stream') for
-    files that cannot be opened; a video with no decodable frame has length 0."""
+    file), else the frames that decode, counted. `limit`: a caller that refuses more than `limit` frames stops the
+    count there (num_frames is then limit + 1, meaning "more"). Raises VideoError ('empty', 'unreadable',
+    'no_video_stream') for files that cannot be opened; a video with no decodable frame has length 0."""
     path = local_name(path)
     n = info.num_frames
     if n > 0 and backend != "pyav" and decoding.decord is not None:
@@ -68,7 +69,8 @@ def verify_length(path: str | os.PathLike, info: VideoInfo, backend: str = "auto
             return Length.claimed(info)
         except VideoError:
             pass  # refused to decord, or the claim is wrong: PyAV decides
-    seen = scan(path, stop_after=n if n > 0 else None)
+    stops = [x for x in (n if n > 0 else None, None if limit is None else limit + 1) if x is not None]
+    seen = scan(path, stop_after=min(stops) if stops else None)
     if n > 0 and seen.count >= n:
         return Length.claimed(info)  # PyAV reaches the claimed last frame
     return Length.decoded(seen)
@@ -90,6 +92,7 @@ class FrameReader:
             raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
         self.path = local_name(path)
         self.length = length
+        self.claimed = length  # what the reader was given (a header's claim, or a count)
         self.backend = backend
         self.rotation = rotation
         self._decord: bool | None = None  # decided on the first read
@@ -127,15 +130,15 @@ class FrameReader:
     def read(self, indices: Sequence[int]) -> np.ndarray | None:
         """uint8 (T, H, W, 3) upright frames at `indices`, or None if any index is beyond the frames that exist.
         Raises VideoError only for a file that cannot be read at all, or frames that fail after counting."""
-        if max(indices) >= self.length.num_frames:
-            return None
-        try:
-            return self._decode(decode_frames, indices)
-        except VideoError as e:
-            if e.reason != "decode_error" or self.length.counted:
-                raise
-        self.recount()  # PyAV found frames missing that the claim promised
-        return self.read(indices)
+        while max(indices) < self.length.num_frames:
+            counted_before = self.length.counted
+            try:
+                return self._decode(decode_frames, indices)
+            except VideoError as e:
+                if e.reason != "decode_error" or counted_before:
+                    raise
+            self.recount()  # frames the claim promised are missing; the loop checks the indices against the count
+        return None
 
     def at_times(self, times_s: Sequence[float]) -> np.ndarray:
         """`decode_frames_at_times` through the same fast path: (T', H, W, 3) for the leading times inside the video."""

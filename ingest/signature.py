@@ -15,7 +15,7 @@ Why these choices:
 Distance: mean absolute difference in [0, 1] over the best `match_share` of the aligned samples (all crop levels),
 minimised over time offsets |o| <= max_offset and level shifts |s| <= max_shift. An alignment counts when its aligned
 samples cover at least `overlap_share` of the shorter signature and number at least `min_overlap` (or the shorter
-length). Why:
+length); the mean never keeps fewer samples than that. Why:
 - any offset the signatures allow (not only a trimmed start): a copy that starts seconds later is the same video;
   the overlap share keeps a few chance-aligned samples at the edges from making two videos copies;
 - the best share, not every aligned sample: a copy with a corrupt stretch (garbage or a frozen frame on screen), or
@@ -101,8 +101,7 @@ def batch_distance(
     a = a.astype(np.int16)
     b = b.astype(np.int16)
     shorter = np.minimum(len_a, len_b)
-    keep_min = np.minimum(shorter, min_overlap)  # kept samples: at least this many
-    need = np.maximum(keep_min, np.ceil(overlap_share * shorter - 1e-9))  # aligned samples an alignment needs
+    need = np.maximum(np.minimum(shorter, min_overlap), np.ceil(overlap_share * shorter - 1e-9))  # aligned samples
     best = np.full(p, np.inf)
     pos = np.arange(k)
     rows = np.arange(p)
@@ -119,8 +118,9 @@ def batch_distance(
         ok = count >= need
         if not ok.any():
             continue
-        # The kept samples: the best match_share of the aligned ones, at least keep_min.
-        kept = np.minimum(np.maximum(np.ceil(match_share * count - 1e-9), keep_min), count).astype(int)  # (P,)
+        # The kept samples: the best match_share of the aligned ones, never fewer than the alignment needs (so at least
+        # overlap_share of the shorter video matches, wherever the two are aligned).
+        kept = np.minimum(np.maximum(np.ceil(match_share * count - 1e-9), need), count).astype(int)  # (P,)
         for s in range(-max_shift, max_shift + 1):
             if abs(s) >= L:
                 continue

@@ -13,7 +13,7 @@ Stages, all over the fingerprinted records (plain numpy, no Ray):
    dropped copy is within `threshold` of the video it is recorded against):
        eval split (val/test) over train, then the source kind's `survivor_rank` (labeled over unlabeled),
        an intact file over a damaged one (whose header's claim failed: `frames_counted`), more pixels,
-       longer (the decoded duration, to 0.1 s: the most complete copy), earlier source in the config, then uri;
+       longer (the decoded duration in whole seconds: the most complete copy), earlier source in the config, then uri;
 5. leaks: a train video that duplicates any eval video is dropped, even if that eval video was itself
    dropped as a copy of another one (its kept id then names the eval survivor).
 """
@@ -43,7 +43,7 @@ def priority_key(rec: VideoRecord) -> tuple:
         SOURCE_KINDS[rec.kind].survivor_rank,
         rec.frames_counted,
         -(rec.width * rec.height),
-        -round(rec.duration_s, 1),
+        -int(rec.duration_s + 1e-6),  # whole seconds: a lower-rate copy whose last frame lasts longer is not longer
         rec.source_index,
         rec.uri,
     )

@@ -1,11 +1,16 @@
 """Upload -> checked video facts -> model-ready clips, through the library's one preprocessing path.
 
-Recognising, probing and decoding are `videomae.video` (`sniff_file`, then `probe` and `decode_frames`, which read
+Recognising, probing and decoding are `videomae.video` (`sniff_file`, then `probe` and a `FrameReader`, which read
 only the local file and keep paths out of their messages); frame sampling is `videomae.transforms.sliding_windows`
-and `videomae.video.clip_indices` (clamped to the last frame like the reference's loaders); pixels go through
-`videomae.transforms.eval_clip` (short side -> img_size, center crop, ImageNet normalisation), the transform the
-trainer's evaluation uses, so a served feature is the feature the library computes for the same frames. Nothing
-here re-implements a transform; this module only adds the service's limits and turns library errors into 4xx.
+and `videomae.video.clip_indices`; pixels go through `videomae.transforms.eval_clip` (short side -> img_size, center
+crop, ImageNet normalisation), the transform the trainer's evaluation uses, so a served feature is the feature the
+library computes for the same frames. Nothing here re-implements a transform; this module only adds the service's
+limits and turns library errors into 4xx.
+
+The container's frame count is a claim: windows are planned from it (the fast path), and a read that finds frames
+missing makes the `FrameReader` count what decodes once, after which only windows within the real frames are served.
+Only clips that exist are served: an upload without one full clip is a 422 `video_too_short` saying how many frames
+decode (no clip is padded by repeating its last frame).
 
 These functions block (probing, decoding): the routes run them in the decode thread pool.
 """
@@ -19,8 +24,8 @@ import torch
 
 from api.errors import ApiError
 from api.settings import Settings
-from videomae.transforms import eval_clip
-from videomae.video import VideoError, VideoInfo, clip_indices, decode_frames, probe, sniff_file
+from videomae.transforms import eval_clip, sliding_windows
+from videomae.video import FrameReader, Length, VideoError, VideoInfo, clip_indices, probe, sniff_file, verify_length
 
 REASON_TAGS = {
     "empty": "empty_video",
@@ -37,8 +42,10 @@ def _as_api_error(e: VideoError) -> ApiError:
     return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
 
 
-def probe_upload(path: Path, settings: Settings) -> VideoInfo:
-    """Recognise, probe and bound the upload. Raises ApiError (415/422)."""
+def probe_upload(path: Path, settings: Settings) -> tuple[VideoInfo, FrameReader]:
+    """Recognise, probe and bound the upload: its claims, and a reader of its frames. A claim beyond the duration or
+    frame limit is checked before it refuses the upload (its last frame decoded, else the frames counted, at most
+    one past the limit). Raises ApiError (415/422)."""
     if sniff_file(path) is None:
         raise ApiError(415, "unsupported_media_type",
                        "not a recognised video container (mp4/mov, mkv/webm, avi, flv, ogg, mpeg-ts/ps, gif)")
@@ -51,12 +58,21 @@ def probe_upload(path: Path, settings: Settings) -> VideoInfo:
     if info.width <= 0 or info.height <= 0:
         raise ApiError(422, "bad_video", "the video stream has no frame size")
     check_size(info.width, info.height, settings)
-    if info.duration_s > settings.max_duration_s:
+    reader = open_frames(path, info)
+    if info.duration_s > settings.max_duration_s or info.num_frames > settings.max_frames:
+        try:
+            reader.length = verify_length(path, info, limit=settings.max_frames)
+        except VideoError as e:
+            raise _as_api_error(e) from None
+    length = reader.length
+    if length.duration_s > settings.max_duration_s:
         raise ApiError(422, "video_too_long",
-                       f"{info.duration_s:.1f} s is longer than the {settings.max_duration_s:g} s allowed")
-    if info.num_frames > settings.max_frames:
-        raise ApiError(422, "too_many_frames", f"{info.num_frames} frames; at most {settings.max_frames} allowed")
-    return info
+                       f"{length.duration_s:.1f} s is longer than the {settings.max_duration_s:g} s allowed")
+    if length.num_frames > settings.max_frames:
+        more = "more than " if length.counted else ""
+        raise ApiError(422, "too_many_frames", f"{more}{length.num_frames - bool(more)} frames; at most "
+                                               f"{settings.max_frames} allowed")
+    return info, reader
 
 
 def check_size(width: int, height: int, settings: Settings) -> None:
@@ -66,16 +82,87 @@ def check_size(width: int, height: int, settings: Settings) -> None:
                        f"{settings.max_pixels} pixels)")
 
 
-def window_indices(info: VideoInfo, clip_len: int, frame_stride: int, start: int) -> list[int]:
-    return clip_indices(clip_len=clip_len, stride=frame_stride, start=start, total_frames=info.num_frames)
+def clip_span(clip_len: int, frame_stride: int) -> int:
+    return (clip_len - 1) * frame_stride + 1
 
 
-def load_clip(path: Path, indices: Sequence[int], img_size: int, settings: Settings) -> torch.Tensor:
-    """Decode the frames at `indices` and apply the evaluation transform: (3, T, S, S), normalised."""
+def fitting_windows(num_frames: int, clip_len: int, frame_stride: int, window_stride: int) -> list[int]:
+    """Window starts whose whole clip lies within `num_frames` (sliding_windows' starts, none padded)."""
+    span = clip_span(clip_len, frame_stride)
+    return [s for s in sliding_windows(num_frames, clip_len, frame_stride, window_stride) if s + span <= num_frames]
+
+
+def open_frames(path: Path, info: VideoInfo) -> FrameReader:
+    """The upload's frames, trusting the container's count until a read proves it wrong."""
+    return FrameReader(path, Length.claimed(info), rotation=info.rotation)
+
+
+def too_short(reader: FrameReader, clip_len: int, frame_stride: int) -> ApiError:
+    """The 422 for an upload without one full clip (or, when nothing decodes, decode_error)."""
+    n = reader.num_frames
+    if n == 0:
+        return ApiError(422, "decode_error", "decode error (truncated or corrupt?): no frame of the video decodes")
+    claim = reader.claimed.num_frames
+    counted = f" (the container claims {claim})" if reader.length.counted and claim != n else ""
+    return ApiError(422, "video_too_short", f"{n} frames decode{counted}; one clip of {clip_len} frames "
+                                            f"{frame_stride} apart needs {clip_span(clip_len, frame_stride)}")
+
+
+def plan_windows(reader: FrameReader, info: VideoInfo, clip_len: int, frame_stride: int, window_stride: int,
+                 max_clips: int) -> list[int]:  # fmt: skip
+    """Window starts within the frames. A claim that refuses the upload is checked first: too short for one clip, by
+    counting (headers understate too); too many clips, by decoding the claimed last frame (`verify_length`), counting
+    only if that fails. Raises ApiError 422 (video_too_short, too_many_clips)."""
+    starts = fitting_windows(reader.num_frames, clip_len, frame_stride, window_stride)
     try:
-        frames = decode_frames(path, [int(i) for i in indices])  # (T, H, W, 3) uint8
+        if not starts:
+            reader.recount()
+        elif len(starts) > max_clips and not reader.length.counted:
+            reader.length = verify_length(reader.path, info)
     except VideoError as e:
         raise _as_api_error(e) from None
+    starts = fitting_windows(reader.num_frames, clip_len, frame_stride, window_stride)
+    if not starts:
+        raise too_short(reader, clip_len, frame_stride)
+    if len(starts) > max_clips:
+        raise ApiError(422, "too_many_clips", f"{len(starts)} clips for {reader.num_frames} frames; at most "
+                                              f"{max_clips}: raise window_stride")
+    return starts
+
+
+def load_clip(reader: FrameReader, indices: Sequence[int], img_size: int, settings: Settings) -> torch.Tensor | None:
+    """Decode the frames at `indices` and apply the evaluation transform: (3, T, S, S), normalised; None when the
+    frames do not exist (the reader has then counted the video: plan again within `reader.num_frames`)."""
+    try:
+        frames = reader.read([int(i) for i in indices])  # (T, H, W, 3) uint8, upright
+    except VideoError as e:
+        raise _as_api_error(e) from None
+    if frames is None:
+        return None
     # The container's header may lie about the size; the decoded frames are what costs memory.
     check_size(frames.shape[2], frames.shape[1], settings)
     return eval_clip(frames, img_size)
+
+
+def clip_at(reader: FrameReader, start: int, clip_len: int, frame_stride: int, img_size: int, settings: Settings
+            ) -> tuple[list[int], torch.Tensor]:  # fmt: skip
+    """The one clip of `clip_len` frames `frame_stride` apart from `start` (/v1/reconstruct): its frame indices and
+    (3, T, S, S) tensor. Raises ApiError 422: video_too_short, or invalid_request naming `start` when the clip from
+    there runs past the frames that decode."""
+    span = clip_span(clip_len, frame_stride)
+    while True:  # twice at most: a read that finds frames missing counts them, then the clip is checked again
+        if reader.num_frames < span and not reader.length.counted:
+            try:
+                reader.recount()  # a claim too short for one clip is counted (headers understate too)
+            except VideoError as e:
+                raise _as_api_error(e) from None
+        n = reader.num_frames
+        if n < span:
+            raise too_short(reader, clip_len, frame_stride)
+        if start + span > n:
+            raise ApiError(422, "invalid_request", f"start ({start}): the clip from there needs frames up to "
+                                                   f"{start + span - 1}, the video has {n}; start at most {n - span}")
+        indices = clip_indices(clip_len=clip_len, stride=frame_stride, start=start)
+        clip = load_clip(reader, indices, img_size, settings)
+        if clip is not None:
+            return indices, clip

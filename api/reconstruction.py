@@ -26,7 +26,7 @@ from PIL import Image
 
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
-from api.preprocess import load_clip, probe_upload, window_indices
+from api.preprocess import clip_at, probe_upload
 from api.schemas import ReconstructOptions, ReconstructResponse
 from videomae.masks import MIN_TOKENS, MaskingConfig, sample_masks
 from videomae.targets import patchify, reconstruction_loss, unnormalize, unnormalize_patches, unpatchify
@@ -121,11 +121,9 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> P
 
 async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
     cfg, settings = host.cfg, host.settings
-    info = await host.offload(probe_upload, path, settings)
-    if opts.start >= info.num_frames:
-        raise ApiError(422, "invalid_request", f"start ({opts.start}) is beyond the video's {info.num_frames} frames")
-    indices = window_indices(info, cfg.num_frames, opts.frame_stride, opts.start)
-    clip = await host.offload(load_clip, path, indices, cfg.img_size, settings)  # (3, T, S, S)
+    info, reader = await host.offload(probe_upload, path, settings)
+    indices, clip = await host.offload(clip_at, reader, opts.start, cfg.num_frames, opts.frame_stride, cfg.img_size,
+                                       settings)  # (3, T, S, S)
     grid = cfg.grid
     enc, dec = draw_masks(opts, grid)
     item = MaskedClip(clip, enc, dec)

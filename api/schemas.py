@@ -95,7 +95,7 @@ class SearchResponse(BaseModel):
 
 class ClipEmbedding(BaseModel):
     start_frame: int = Field(description="first frame index of the window (decoded-frame order, from 0)")
-    end_frame: int = Field(description="last frame index the window covers, clamped to the video")
+    end_frame: int = Field(description="last frame index the window covers (every window lies within the video)")
     embedding: list[float]
 
 
@@ -105,12 +105,20 @@ class EmbedResponse(BaseModel):
     pool: Literal["mean", "max"]
     normalized: bool
     feature: str = Field(description="what one clip feature is")
-    num_frames: int = Field(description="frames in the video (container count)")
+    num_frames: int = Field(description="frames in the video: the container's count where it holds, else the "
+                                        "frames that decode")
     fps: float
     clip_len: int
     frame_stride: int
     window_stride: int
     clips: list[ClipEmbedding]
+    header_num_frames: int = Field(0, description="the frame count the container claims")
+    frames_counted: bool = Field(False, description="true when the claim failed and the frames were counted by "
+                                                    "decoding them (num_frames is then that count)")
+    rotation: int = Field(0, description="display rotation applied (counterclockwise degrees): frames are embedded "
+                                         "upright, as a player shows them")
+    stream_index: int = Field(0, description="the container's index of the video stream read (the first default "
+                                             "one, else the first)")
 
 
 class ReconstructResponse(BaseModel):

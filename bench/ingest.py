@@ -5,8 +5,11 @@
 1. Throughput: generates the default sample set (a few hundred videos; `python -m ingest.sample_data`), runs the
    whole Ray pipeline on it (probe, fingerprint, dedupe, clips, write), and times `ffmpeg -f null` decoding the
    same files with as many processes as CPUs: the floor any pipeline that decodes every frame pays.
-2. Dedupe: LSH keys + candidate pairs + verification on N synthetic signatures with 1% planted noisy,
-   time-shifted copies; prints seconds, candidate pairs and recall per N (growth should be ~linear).
+2. Dedupe: LSH keys + candidate pairs + verification on N synthetic signatures (16 samples: 8 s at 0.5 s) with 1%
+   planted noisy copies of three kinds: the first sample trimmed (`trim`), starting 3 s later (`shift`, beyond the
+   old 2 s offset limit), a corrupt 2 s stretch in the middle (`damaged`); prints seconds, candidate pairs, recall
+   per kind and false merges per N for the default config and, in the same run, the old one (first 6 samples
+   indexed, offsets up to 2 s, the mean over every aligned sample) as the baseline (growth should be ~linear).
 """
 
 from __future__ import annotations
@@ -79,54 +82,65 @@ def bench_pipeline(videos_dir: Path | None, cpus: int) -> dict:
 
 
 def synthetic_signatures(n: int, k: int, rng: np.random.Generator, dup_frac: float = 0.01):
-    """Smooth random videos (a random walk over samples) and noisy copies trimmed by one sample."""
+    """Random videos (a random walk over samples, steps of up to +-30 per value: neighbouring samples 0.5 s apart
+    differ by ~0.056, above the 0.04 threshold, as moving content does) and noisy copies of three kinds (module doc);
+    returns (sigs, lens, {kind: {(original, copy)}})."""
     sigs = np.empty((n, k, signature.L, signature.D), np.uint8)
     for lo in range(0, n, 100_000):  # in chunks: int16 temporaries for 10^6 videos would need gigabytes
         m = min(n, lo + 100_000) - lo
         start = rng.integers(20, 235, (m, 1, signature.L, signature.D), dtype=np.int16)
-        walk = rng.integers(-12, 13, (m, k, 1, signature.D), dtype=np.int16).cumsum(1, dtype=np.int16)
+        walk = rng.integers(-30, 31, (m, k, 1, signature.D), dtype=np.int16).cumsum(1, dtype=np.int16)
         sigs[lo : lo + m] = np.clip(start + walk, 0, 255)
     lens = np.full(n, k)
-    m = int(n * dup_frac)
+    m = int(n * dup_frac) // 3 * 3
     src = rng.choice(n - m, m, replace=False)
     copies = np.arange(n - m, n)
-    shifted = np.zeros_like(sigs[src])
-    shifted[:, : k - 1] = sigs[src, 1:]  # first sample trimmed
-    noise = rng.integers(-4, 5, shifted.shape, dtype=np.int16)
-    sigs[copies] = np.clip(shifted.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-    lens[copies] = k - 1
-    return sigs, lens, set(zip(src.tolist(), copies.tolist(), strict=True))
+    planted = {}
+    for kind, part in zip(("trim", "shift", "damaged"), np.split(np.arange(m), 3), strict=True):
+        s_, c_ = src[part], copies[part]
+        if kind == "damaged":
+            made, length = sigs[s_].astype(np.int16), np.full(len(part), k)
+            mid = k // 2 - 2
+            made[:, mid : mid + 4] = rng.integers(0, 256, made[:, mid : mid + 4].shape, dtype=np.int16)
+        else:
+            cut = 1 if kind == "trim" else min(6, k - 3)  # 6 samples: 3 s later at 0.5 s per sample
+            made = np.zeros_like(sigs[s_], dtype=np.int16)
+            made[:, : k - cut] = sigs[s_, cut:]
+            length = np.full(len(part), k - cut)
+        sigs[c_] = np.clip(made + rng.integers(-4, 5, made.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+        lens[c_] = length
+        planted[kind] = set(zip(s_.tolist(), c_.tolist(), strict=True))
+    return sigs, lens, planted
 
 
-def bench_dedupe(sizes: list[int], k: int = 6) -> list[dict]:
-    rng = np.random.default_rng(0)
-    cfg = Dedupe()
+CONFIGS = {
+    "default": Dedupe(),
+    "old (baseline)": Dedupe(max_offset_s=2.0, match_share=1.0, overlap_share=0.0, lsh_every=0),
+}
+
+
+def bench_dedupe(sizes: list[int], k: int = 16) -> list[dict]:
     out = []
     for n in sizes:
-        sigs, lens, planted = synthetic_signatures(n, k, rng)
-        t0 = time.perf_counter()
-        keys, owners = dedupe.lsh_keys(sigs, lens, cfg)
-        t1 = time.perf_counter()
-        pairs, skipped = dedupe.candidate_pairs(keys, owners, cfg.max_bucket)
-        t2 = time.perf_counter()
-        dist = dedupe.verify(pairs, sigs, lens, cfg)
-        t3 = time.perf_counter()
-        hits = {tuple(p) for p, d in zip(pairs.tolist(), dist.tolist(), strict=True) if d <= cfg.threshold}
-        out.append(
-            {
-                "n": n,
-                "keys_s": round(t1 - t0, 2),
-                "pairs_s": round(t2 - t1, 2),
-                "verify_s": round(t3 - t2, 2),
-                "total_s": round(t3 - t0, 2),
-                "candidates": int(len(pairs)),
-                "recall": round(len(hits & planted) / max(1, len(planted)), 4),
-                "false_merges": len(hits - planted),
-                "skipped_buckets": skipped,
-            }
-        )
-        print(out[-1], file=sys.stderr)
-        del sigs, keys, owners, pairs
+        sigs, lens, planted = synthetic_signatures(n, k, np.random.default_rng(0))
+        every = set().union(*planted.values())
+        for name, cfg in CONFIGS.items():
+            t0 = time.perf_counter()
+            keys, owners = dedupe.lsh_keys(sigs, lens, cfg)
+            t1 = time.perf_counter()
+            pairs, skipped = dedupe.candidate_pairs(keys, owners, cfg.max_bucket)
+            t2 = time.perf_counter()
+            dist = dedupe.verify(pairs, sigs, lens, cfg)
+            t3 = time.perf_counter()
+            hits = {tuple(p) for p, d in zip(pairs.tolist(), dist.tolist(), strict=True) if d <= cfg.threshold}
+            row = {"n": n, "config": name, "keys_s": round(t1 - t0, 2), "pairs_s": round(t2 - t1, 2),
+                   "verify_s": round(t3 - t2, 2), "total_s": round(t3 - t0, 2), "candidates": int(len(pairs))}
+            row.update({f"recall_{kind}": round(len(hits & p) / max(1, len(p)), 4) for kind, p in planted.items()})
+            row.update({"false_merges": len(hits - every), "skipped_buckets": skipped})
+            out.append(row)
+            print(out[-1], file=sys.stderr)
+            del keys, owners, pairs
+        del sigs
     return out
 
 
@@ -152,7 +166,7 @@ def main() -> None:
         print(f"pipeline vs ffmpeg decode floor ({args.cpus} CPUs)")
         print(table([results["pipeline"]]))
     results["dedupe"] = bench_dedupe(args.sizes)
-    print("dedupe scaling (synthetic signatures, 1% planted copies)")
+    print("dedupe scaling (synthetic signatures of 16 samples, 1% planted copies: trimmed, shifted 3 s, damaged)")
     print(table(results["dedupe"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -75,8 +75,14 @@ class Dedupe(_Strict):
     max_samples: int = Field(default=16, ge=2)
     # Mean absolute difference (0..1) at the best time offset and crop scale below which two videos are copies.
     threshold: float = Field(default=0.04, gt=0, lt=1)
-    max_offset_s: float = Field(default=2.0, ge=0)
+    # Alignment (ingest/signature.py): a copy may start up to max_offset_s earlier or later (the 8 s signature window
+    # less min_overlap samples); the aligned samples must cover overlap_share of the shorter video; the distance is the
+    # mean over the best match_share of them, so a corrupt or cut stretch of up to 1 - match_share of a copy is
+    # outvoted by the rest (1.0: every aligned sample counts).
+    max_offset_s: float = Field(default=6.0, ge=0)
     min_overlap: int = Field(default=3, ge=1)  # aligned samples needed to call two videos copies
+    overlap_share: float = Field(default=0.5, ge=0, le=1)
+    match_share: float = Field(default=0.6, gt=0, le=1)
     # LSH (p-stable, banded): `bands` keys per indexed sample, each `rows` quantised projections of width `width`.
     # Keys carry neither sample nor crop level (trims and crops move both), so two videos get ~(samples*3)^2
     # chances per band to meet: 16 coordinates at width 0.2 keep unrelated videos apart (bench/ingest.py: candidates
@@ -84,7 +90,10 @@ class Dedupe(_Strict):
     bands: int = Field(default=4, ge=1)
     rows: int = Field(default=16, ge=1)
     width: float = Field(default=0.2, gt=0)
-    lsh_samples: int = Field(default=6, ge=1)  # samples per video that enter the index
+    lsh_samples: int = Field(default=6, ge=1)  # the first samples of every video enter the index ...
+    # ... and every lsh_every-th sample after them, so a copy starting later (whose first samples are the original's
+    # later ones) shares at least lsh_samples / lsh_every of them with its original (0: none after the first)
+    lsh_every: int = Field(default=3, ge=0)
     max_bucket: int = Field(default=64, ge=2)  # larger buckets are chained, not expanded into all pairs
     seed: int = 0
 

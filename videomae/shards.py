@@ -23,14 +23,23 @@ VIDEOS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("split", pa.string()),
         ("label", pa.int32()),  # merged label index; null for unlabeled sources
-        ("duration_s", pa.float64()),
-        ("fps", pa.float64()),
+        # What decodes, not what the container header claims (docs/architecture.md): the frames clips are cut from.
+        ("duration_s", pa.float64()),  # seconds the decoded frames span
+        ("fps", pa.float64()),  # the header's rate where its count held; else decoded frames per decoded second
         ("num_frames", pa.int64()),
-        ("width", pa.int32()),
+        ("width", pa.int32()),  # as shown and stored: after the display rotation
         ("height", pa.int32()),
         ("codec", pa.string()),
         ("sha256", pa.string()),
         ("signature", pa.binary()),  # perceptual signature, uint8 (K, L, D); see ingest/signature.py
+        # What the container header claimed; equal to the three above unless the claim failed.
+        ("header_num_frames", pa.int64()),
+        ("header_duration_s", pa.float64()),
+        ("header_fps", pa.float64()),
+        ("frames_counted", pa.bool_()),  # True: the claim failed and every frame was decoded and counted
+        ("stream_index", pa.int32()),  # which video stream was read (container index; the first default, else first)
+        ("video_streams", pa.int32()),  # how many video streams the file has (cover art excluded)
+        ("rotation", pa.int32()),  # 0/90/180/270: the display rotation applied; frames are stored upright
     ]
 )
 

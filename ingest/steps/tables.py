@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 
 from ingest import report
-from ingest.records import DECODE_ERROR, VideoRecord
+from ingest.records import VideoRecord
 from ingest.step import Context, Records
 from ingest.steps import write
 from videomae import shards
@@ -25,11 +25,13 @@ def _duplicate_row(r: VideoRecord) -> dict:
 def tables_step(records: Records, ctx: Context) -> Records:
     """Write the tables and the manifest (`ctx.facts["manifest"]`; its "counts" hold the per-source summary)."""
     cfg = ctx.cfg
-    failed = {r.video_id for r in records if r.reason == DECODE_ERROR}
+    failed = {r.video_id: r for r in records if r.part is not None and not r.ok}  # rejected at the clips step
     for rec in records:
         if rec.ok and rec.duplicate_of in failed:
-            # The survivor failed to decode at the clip stage; its copies are not silently kept in its place.
-            rec.reject(DECODE_ERROR, f"kept copy {rec.duplicate_of} failed to decode")
+            # The survivor failed at the clip stage; its copies are not silently kept in its place.
+            survivor = failed[rec.duplicate_of]
+            rec.reject(survivor.reason, f"kept copy {rec.duplicate_of} was rejected at the clips step "
+                                        f"({survivor.reason})")
     kept = sorted((r for r in records if r.kept), key=lambda r: r.video_id)
     duplicates = sorted((r for r in records if r.ok and not r.kept), key=lambda r: r.video_id)
     rejects = sorted(({"uri": r.uri, "source": r.source, "reason": r.reason, "detail": r.detail}

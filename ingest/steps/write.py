@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.config import IngestConfig
-from ingest.records import DECODE_ERROR, VideoRecord
+from ingest.records import DECODE_ERROR, TOO_SHORT, VideoRecord
 from ingest.step import Context, Records
 from ingest.steps.clips import make_clips
+from ingest.steps.probe import clip_span, set_length, too_short_detail
 from videomae import shards, storage, video
 
 log = logging.getLogger(__name__)
@@ -59,24 +60,33 @@ def read_part_meta(uri: str, options: storage.Options = None) -> dict | None:
 
 
 def write_part(index: int, records: list[VideoRecord], cfg: IngestConfig) -> dict:
-    """Decode and write one part. Returns {"part", "clips", "clips_per_video", "rejects", "skipped"}."""
+    """Decode and write one part. Returns {"part", "clips", "clips_per_video", "rejects", "lengths", "skipped"}:
+    `lengths` holds [num_frames, duration_s, fps] of videos found shorter than recorded here (a decode counted them),
+    so a rerun that reuses the part restores them."""
     uri = part_uri(cfg.output, index)
     expect = {"digest": cfg.digest, "videos": _videos_digest(records)}
     meta = read_part_meta(uri, cfg.storage_options)
     if meta and all(meta.get(k) == v for k, v in expect.items()):
         return {**meta["result"], "skipped": True}
-    rows, rejects, per_video = [], [], {}
+    rows, rejects, per_video, lengths = [], [], {}, {}
     for rec in sorted(records, key=lambda r: r.video_id):
+        counted = rec.frames_counted
         try:
             clips = make_clips(rec, cfg)
         except video.VideoError as e:
             rejects.append({"video_id": rec.video_id, "reason": DECODE_ERROR, "detail": e.detail[:500]})
             continue
+        if rec.frames_counted and not counted:
+            lengths[rec.video_id] = [rec.num_frames, rec.duration_s, rec.fps]
+        if not clips:
+            span = clip_span(cfg.clips.num_frames, cfg.stride_for(cfg.source(rec.source)))
+            rejects.append({"video_id": rec.video_id, "reason": TOO_SHORT, "detail": too_short_detail(rec, span)})
+            continue
         per_video[rec.video_id] = len(clips)
         rows.extend(clips)
     rows.sort(key=lambda r: r["clip_id"])
     table = pa.Table.from_pylist(rows, schema=shards.CLIPS_SCHEMA)
-    result = {"part": index, "clips": len(rows), "clips_per_video": per_video, "rejects": rejects}
+    result = {"part": index, "clips": len(rows), "clips_per_video": per_video, "rejects": rejects, "lengths": lengths}
     storage.write_bytes(uri, _table_bytes(table, {**expect, "result": result}), cfg.storage_options)
     return {**result, "skipped": False}
 
@@ -92,13 +102,17 @@ def parts_step(records: Records, ctx: Context) -> Records:
 
 
 def clips_step(records: Records, ctx: Context) -> Records:
-    """Write one part (the records that share `part`); each record gains its clip count or a decode_error."""
+    """Write one part (the records that share `part`); each record gains its clip count, the length a decode here
+    found (if it differs from the probe's), or a reject (decode_error, too_short)."""
     result = write_part(records[0].part, records, ctx.cfg)
-    failed = {r["video_id"]: r["detail"] for r in result["rejects"]}
+    failed = {r["video_id"]: r for r in result["rejects"]}
+    lengths = result.get("lengths", {})
     for rec in records:
         rec.clips, rec.part_reused = result["clips_per_video"].get(rec.video_id, 0), result["skipped"]
+        if rec.video_id in lengths:
+            set_length(rec, video.Length(*lengths[rec.video_id], counted=True))
         if rec.video_id in failed:
-            rec.reject(DECODE_ERROR, failed[rec.video_id])
+            rec.reject(failed[rec.video_id]["reason"], failed[rec.video_id]["detail"])
     return records
 
 

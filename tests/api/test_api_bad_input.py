@@ -47,17 +47,34 @@ def test_bad_files(client, videos, endpoint, video, status, error):
     assert str(videos[video].parent) not in body["detail"]  # no server paths in messages
 
 
-def test_truncated_after_the_header(client, videos, tmp_path, server):
-    """A fast-start mp4 (moov first) cut in the middle: probing succeeds, decoding the missing frames fails."""
+def test_truncated_after_the_header_serves_the_frames_that_decode(client, videos, tmp_path, trained_model):
+    """A fast-start mp4 (moov first) cut in the middle: the container claims 100 frames, a third of them decode. The
+    windows that exist are embedded (as the library computes them from those frames); the rest are not invented."""
+    import torch
     from api_helpers import ffmpeg
+
+    from videomae.transforms import eval_clip
+    from videomae.video import count_frames, decode_frames
 
     whole = tmp_path / "faststart.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=80x64:rate=25", "-t", "4", "-pix_fmt", "yuv420p",
            "-movflags", "+faststart", str(whole))
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    n = count_frames(cut)
     r = client.post("/v1/embed", files=upload(cut), params={"window_stride": 8})
-    assert_client_error(r, 422, "decode_error")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["num_frames"], body["header_num_frames"], body["frames_counted"]) == (n, 100, True)
+    starts = [c["start_frame"] for c in body["clips"]]
+    assert starts == list(range(0, n - 8 + 1, 8)) and body["clips"][-1]["end_frame"] <= n - 1
+    clips = torch.stack([eval_clip(decode_frames(cut, list(range(s, s + 8)), backend="pyav"), 64) for s in starts])
+    with torch.inference_mode():
+        expected = trained_model.forward_pooled(clips)
+    torch.testing.assert_close(torch.tensor([c["embedding"] for c in body["clips"]]), expected, atol=1e-5, rtol=1e-4)
+    # A start past the frames that decode is refused by name, with the largest start that works.
+    r = client.post("/v1/reconstruct", files=upload(cut), params={"start": n - 5, "format": "json"})
+    assert f"start at most {n - 15}" in assert_client_error(r, 422, "invalid_request")["detail"]
 
 
 def test_empty_body(client):

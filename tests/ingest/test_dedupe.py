@@ -22,10 +22,23 @@ def _planted_pairs(planted):
 def test_every_planted_copy_is_within_threshold(fingerprinted, planted):
     cfg, recs = fingerprinted
     kinds = {p["kind"] for p in planted["near"]}
-    assert {"reencode_lowbitrate", "resize_half", "crop_border", "fps_change", "trim_start"} <= kinds
+    assert {"reencode_lowbitrate", "resize_half", "crop_border", "fps_change", "trim_start", "truncated_stream",
+            "shift_3s", "missing_middle", "corrupt_middle"} <= kinds  # fmt: skip
     for copy, orig in _planted_pairs(planted):
-        d = signature.distance(_sig(recs[copy]), _sig(recs[orig]), max_offset=4)
+        d = signature.distance(_sig(recs[copy]), _sig(recs[orig]), **dedupe.alignment(cfg.dedupe))
         assert d < cfg.dedupe.threshold / 2, (copy, orig, d)  # with a margin, not just under the line
+
+
+def test_shifted_and_damaged_copies_need_the_new_alignment(fingerprinted, planted):
+    """The old rule (a trimmed start of at most 2 s, the mean over every aligned sample) misses them by far."""
+    cfg, recs = fingerprinted
+    old = {"max_offset": 4, "min_overlap": 3}
+    for p in planted["near"]:
+        if p["kind"] in ("shift_3s", "missing_middle", "corrupt_middle"):
+            a, b = _sig(recs[p["copy"]]), _sig(recs[p["original"]])
+            assert signature.distance(a, b, **old) > cfg.dedupe.threshold, p
+    corrupt = next(p for p in planted["near"] if p["kind"] == "corrupt_middle")
+    assert recs[corrupt["copy"]].frames_counted  # the damage was found, and the copy measured by what decodes
 
 
 def test_distinct_videos_are_far_apart(fingerprinted, planted):
@@ -34,7 +47,7 @@ def test_distinct_videos_are_far_apart(fingerprinted, planted):
     names = sorted(n for n in recs if n not in copies)
     sigs, lens = signature.pad([_sig(recs[n]) for n in names], 16)
     i, j = np.triu_indices(len(names), 1)
-    d = signature.batch_distance(sigs[i], lens[i], sigs[j], lens[j], max_offset=4)
+    d = signature.batch_distance(sigs[i], lens[i], sigs[j], lens[j], **dedupe.alignment(cfg.dedupe))
     k = int(np.argmin(d))
     # Same class, same motion, other colours and positions: must stay well apart (synthetic data look alike).
     assert d[k] > 1.25 * cfg.dedupe.threshold, (names[i[k]], names[j[k]], d[k])
@@ -52,6 +65,16 @@ def test_distance_properties():
     assert signature.distance(b, a, 0, max_shift=1) > 0.1
     assert signature.distance(a[:2], a, 4, min_overlap=3) == 0.0  # short videos need only their own length
     assert signature.distance(a, rng.integers(0, 255, a.shape, np.uint8), 4) > 0.2
+    # A copy starting 6 samples later: beyond an offset of 4, found with 6; overlap_share bounds the edges.
+    assert signature.distance(a[6:], a, 4) > 0.1 and signature.distance(a[6:], a, 6, overlap_share=0.5) == 0.0
+    assert signature.distance(a[:3], a[7:], 9, overlap_share=0.5) > 0.1  # no overlap of the same content
+    # A stretch of garbage in the middle: the plain mean pays for it, the best 60% of samples do not.
+    damaged = a.copy()
+    damaged[4:7] = rng.integers(0, 255, damaged[4:7].shape, np.uint8)
+    assert signature.distance(damaged, a, 4) > 0.05 and signature.distance(damaged, a, 4, match_share=0.6) == 0.0
+    # A stretch cut out: what follows moves up by two samples; the longer side still aligns at one offset.
+    cut = np.concatenate([a[:3], a[5:]])
+    assert signature.distance(cut, a, 4) > 0.05 and signature.distance(cut, a, 4, match_share=0.6) == 0.0
 
 
 def test_lsh_finds_planted_pairs_among_candidates(fingerprinted, planted):

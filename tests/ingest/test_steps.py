@@ -68,16 +68,22 @@ def test_probe_too_short_depends_on_clip_span(sample_root, listed):
     assert probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), cfg).ok
     long = cfg.model_copy(update={"clips": cfg.clips.model_copy(update={"num_frames": 40})})
     out = probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), long)
-    assert out.reason == records.TOO_SHORT and "frames <" in out.detail
+    assert out.reason == records.TOO_SHORT and out.detail == "36 frames decode; one clip needs 79"
     assert clip_span(8, 2) == 15
 
 
-def test_fingerprint_catches_truncated_stream_and_is_deterministic(sample_root, listed):
+def test_truncated_stream_keeps_what_decodes_and_fingerprint_is_deterministic(sample_root, listed):
     cfg, recs = listed
     r = by_rel(sample_root, recs)
     cut = probe_record(r["unlabeled_mixed/truncated_stream.mp4"], cfg)
-    assert cut.ok  # the header is intact: only decoding finds the damage
-    assert fingerprint_record(cut, cfg).reason == records.DECODE_ERROR
+    # The header (moov first) claims the whole 4 s; the probe step counts what decodes and keeps both.
+    assert cut.ok and cut.frames_counted and (cut.header_num_frames, cut.header_duration_s) == (100, 4.0)
+    assert 40 < cut.num_frames == video.count_frames(cut.uri) < 100
+    assert cut.duration_s == pytest.approx(cut.num_frames / 25, abs=0.05)
+    cut = fingerprint_record(cut, cfg)
+    assert cut.ok and signature.from_bytes(cut.signature).shape[0] == int(cut.duration_s / 0.5) + 1
+    whole = probe_record(r["unlabeled_lavfi/testsrc2.mp4"], cfg)
+    assert not whole.frames_counted and whole.num_frames == whole.header_num_frames == 100
     a = fingerprint_record(probe_record(r["unlabeled_lavfi/life.mkv"], cfg), cfg)
     b = fingerprint_record(probe_record(records.VideoRecord.from_row({**a.to_row(), "signature": b""}), cfg), cfg)
     assert a.ok and a.signature == b.signature and len(a.sha256) == 64

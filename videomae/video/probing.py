@@ -1,6 +1,12 @@
-"""Probing: container and stream facts as a `VideoInfo`, read in-process with PyAV (about a millisecond); ffprobe
-(ffmpeg-python) answers where the container has neither a frame count nor a duration. Every open goes through
-`safety` (the allow-listed local file only)."""
+"""Probing: container and stream facts as a `VideoInfo`, read in-process with PyAV (about a millisecond, plus one
+frame's decode for the rotation); ffprobe (ffmpeg-python) answers where the container has neither a frame count nor a
+duration. Every open goes through `safety` (the allow-listed local file only); the stream is `streams.pick_stream`'s.
+
+These are the container's claims. Headers lie (a file cut during download keeps the header of the whole file; an AVI
+written by a crashed recorder claims frames it never wrote; Matroska has no frame count, so it is estimated from a
+duration and a nominal rate that variable-rate video does not keep): `decoding.verify_length` checks the claim and
+counts the frames that really decode where it is wrong.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from videomae.video.safety import OPEN_OPTIONS, VideoError, check_head, local_name, open_av, scrub
+from videomae.video.streams import first_frame_rotation, normalise_rotation, pick_stream, video_streams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Facts about the first video stream (cover art excluded) and its container."""
+    """What the container says about the stream that is read (`streams.pick_stream`: the first default video stream,
+    else the first; cover art excluded). `width` x `height` is the frame as shown, after `rotation` (counterclockwise
+    degrees; 90 and 270 swap the stored size)."""
 
     duration_s: float
     fps: float
@@ -29,6 +38,9 @@ class VideoInfo:
     codec: str
     format_name: str
     has_audio: bool
+    stream_index: int = 0  # the container's index of the stream read
+    video_streams: int = 1  # video streams in the container (cover art excluded)
+    rotation: int = 0  # 0, 90, 180, 270: how far players turn the stored frames (counterclockwise)
 
 
 def _rate(value: str | Fraction | None) -> float:
@@ -83,16 +95,20 @@ def probe(path_or_bytes: str | os.PathLike | bytes, backend: str = "auto") -> Vi
         return _probe_ffprobe(path, count_packets=True)
 
 
-def _probe_pyav(path: str) -> VideoInfo:
-    import av
+def _no_video(types: list[str], attached: int) -> VideoError:
+    """The error for a container without a video stream, saying what it holds instead."""
+    others = ",".join(t for t in types if t != "video") or "nothing else"
+    if attached:
+        return VideoError("no_video_stream", f"only an attached picture (cover art) besides {others}; no video stream")
+    return VideoError("no_video_stream", f"{others} only" if types else "no streams")
 
+
+def _probe_pyav(path: str) -> VideoInfo:
     with open_av(path) as c:
         streams = list(c.streams)
-        # Cover art (attached_pic) is a one-frame "video" stream in audio files; it is not video.
-        video = [s for s in streams if s.type == "video" and not s.disposition & av.stream.Disposition.attached_pic]
-        if not video:
-            raise VideoError("no_video_stream", ",".join(s.type for s in streams) or "no streams")
-        s = video[0]
+        s = pick_stream(c)
+        if s is None:
+            raise _no_video([x.type for x in streams], len(c.streams.video))
         fps = _rate(s.average_rate) or _rate(s.base_rate)
         if s.duration is not None and s.time_base:
             duration = _seconds(float(s.duration * s.time_base))
@@ -101,8 +117,12 @@ def _probe_pyav(path: str) -> VideoInfo:
         cc = s.codec_context
         if cc is None:  # no decoder for this codec id: PyAV exposes no codec parameters
             raise LookupError("no codec context")
-        return _info(duration, fps, s.frames, cc.width, cc.height, cc.codec.canonical_name, c.format.name,
-                     any(x.type == "audio" for x in streams))  # fmt: skip
+        width, height, codec = cc.width, cc.height, cc.codec.canonical_name
+        n_video, frames, index = len(video_streams(c)), s.frames, s.index
+        rotation = first_frame_rotation(c, s)
+        has_audio = any(x.type == "audio" for x in streams)
+        return _info(duration, fps, frames, width, height, codec, c.format.name, has_audio, stream_index=index,
+                     video_streams=n_video, rotation=rotation)  # fmt: skip
 
 
 def _probe_ffprobe(path: str, count_packets: bool) -> VideoInfo:
@@ -120,20 +140,26 @@ def _probe_ffprobe(path: str, count_packets: bool) -> VideoInfo:
     fmt, streams = meta.get("format", {}), meta.get("streams", [])
     video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     if not video:
-        raise VideoError("no_video_stream", ",".join(s.get("codec_type", "?") for s in streams) or "no streams")
-    s = video[0]
+        covers = sum(1 for s in streams if s.get("codec_type") == "video")
+        raise _no_video([s.get("codec_type", "?") for s in streams], covers)
+    s = next((x for x in video if x.get("disposition", {}).get("default")), video[0])  # as streams.pick_stream
     nb = next((str(s[k]) for k in ("nb_frames", "nb_read_packets") if str(s.get(k, "")).isdigit()), "0")
+    rotation = next((d["rotation"] for d in s.get("side_data_list", []) if "rotation" in d), 0)
     return _info(float(s.get("duration") or fmt.get("duration") or 0.0),
                  _rate(s.get("avg_frame_rate")) or _rate(s.get("r_frame_rate")), int(nb), int(s.get("width") or 0),
                  int(s.get("height") or 0), str(s.get("codec_name", "")), str(fmt.get("format_name", "")),
-                 any(x.get("codec_type") == "audio" for x in streams))  # fmt: skip
+                 any(x.get("codec_type") == "audio" for x in streams), stream_index=int(s.get("index", 0)),
+                 video_streams=len(video), rotation=normalise_rotation(float(rotation)))  # fmt: skip
 
 
 def _info(duration: float, fps: float, frames: int, width: int, height: int, codec: str, format_name: str,
-          has_audio: bool) -> VideoInfo:  # fmt: skip
+          has_audio: bool, stream_index: int = 0, video_streams: int = 1, rotation: int = 0) -> VideoInfo:  # fmt: skip
     # No per-stream frame count (Matroska, MPEG-PS/TS, Ogg): estimate it from duration and rate, as before.
     num_frames = frames if frames > 0 else int(round(duration * fps))
     if duration <= 0 and fps > 0:
         duration = num_frames / fps
+    if rotation in (90, 270):  # the size as shown
+        width, height = height, width
     return VideoInfo(duration_s=duration, fps=fps, num_frames=num_frames, width=int(width or 0),
-                     height=int(height or 0), codec=codec, format_name=format_name, has_audio=has_audio)  # fmt: skip
+                     height=int(height or 0), codec=codec, format_name=format_name, has_audio=has_audio,
+                     stream_index=stream_index, video_streams=video_streams, rotation=rotation)  # fmt: skip

@@ -133,11 +133,9 @@ def av_message(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)  # av errors: strerror has no file name
 
 
-def decord_may_read(path: str, head: bytes) -> tuple[bool, str]:
+def decord_may_read(head: bytes, format_name: str, video_streams: int) -> bool:
     """Whether decord (unrestricted libavformat) may open the file: the first bytes and PyAV's restricted demuxer
-    must agree on a recognised binary container. Raises VideoError('unreadable') for refused files."""
-    kind = sniff_container(head)
-    with open_av(path) as c:
-        fmt = c.format.name
-    wanted = _SNIFFED_DEMUXER.get(kind or "")
-    return wanted is not None and wanted in fmt.split(","), fmt
+    (`format_name`, from a container opened with `open_av`) must agree on a recognised binary container. decord also
+    chooses the stream itself, so only files with one video stream qualify (streams.pick_stream decides the rest)."""
+    wanted = _SNIFFED_DEMUXER.get(sniff_container(head) or "")
+    return wanted is not None and wanted in format_name.split(",") and video_streams == 1

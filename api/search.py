@@ -18,7 +18,7 @@ import torch
 from api.embedding import embed_video
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
-from api.preprocess import load_clip, probe_upload, window_indices
+from api.preprocess import clip_at, clip_span, fitting_windows, probe_upload
 from api.schemas import EmbedOptions, SearchHit, SearchOptions, SearchQueryInfo, SearchResponse
 from videomae.search import Hit, SearchIndex
 
@@ -65,25 +65,23 @@ async def _upload_vector(host: ModelHost, index: SearchIndex, path: Path, opts: 
                          ) -> tuple[np.ndarray, int]:
     w = _check_upload_comparable(host, index)
     clip_len, frame_stride = int(w.get("clip_len") or host.cfg.num_frames), int(w.get("frame_stride") or 1)
-    info = await host.offload(probe_upload, path, host.settings)
-    if opts.start_frame is not None:
-        if opts.start_frame >= info.num_frames:
-            raise ApiError(422, "invalid_request", f"start_frame {opts.start_frame} is beyond the upload's "
-                                                   f"{info.num_frames} frames")
-        indices = window_indices(info, clip_len, frame_stride, opts.start_frame)
-        clip = await host.offload(load_clip, path, indices, host.cfg.img_size, host.settings)
+    info, reader = await host.offload(probe_upload, path, host.settings)
+    if opts.start_frame is not None:  # the one window from there; 422 when it runs past the frames that decode
+        _, clip = await host.offload(clip_at, reader, opts.start_frame, clip_len, frame_stride, host.cfg.img_size,
+                                     host.settings)
         shape = (3, clip_len, host.cfg.img_size, host.cfg.img_size)
         return (await host.run("embed", [clip], shape))[0].numpy(), 1
     # The index's window stride, widened where the upload would need more windows than max_clips allows (the mean
     # of fewer windows of the same video is nearly the same query).
-    span = (clip_len - 1) * frame_stride + 1
+    span = clip_span(clip_len, frame_stride)
     stride = int(w.get("window_stride") or span)
     needed = max(info.num_frames - span, 0) // stride + 1
     if needed > host.settings.max_clips:
         stride = math.ceil(max(info.num_frames - span, 1) / max(host.settings.max_clips - 1, 1))
     body = await embed_video(host, path, EmbedOptions(clip_len=clip_len, frame_stride=frame_stride,
                                                       window_stride=stride, include_clips=False))
-    return torch.tensor(body.embedding).numpy(), len(range(0, max(info.num_frames - span, 0) + 1, stride))
+    # The windows the vector is the mean of: those within the frames that decoded (embed drops any beyond them).
+    return torch.tensor(body.embedding).numpy(), len(fitting_windows(body.num_frames, clip_len, frame_stride, stride))
 
 
 async def search_upload(host: ModelHost, path: Path, opts: SearchOptions) -> SearchResponse:

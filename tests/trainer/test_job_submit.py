@@ -1,4 +1,5 @@
-"""`ray job submit` of the tiny pre-training recipe to a real local cluster (`ray start --head`), then load its model.
+"""`ray job submit` to a real local cluster (`ray start --head`, one for the module): the tiny pre-training recipe, then
+load its model; a feature extraction (trainer/extract.py) over the test shards.
 
 The cluster is ours alone: its own ports and temp dir, started from the venv's `ray`, stopped by killing the
 `ray start --block` process group we started (never `ray stop`, which would also stop other Ray instances on the
@@ -33,7 +34,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def local_cluster():
     # The `ray job` CLI sends the cluster's token (~/.ray/auth_token, written by `ray start`) only in token mode.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
@@ -94,3 +95,22 @@ def test_ray_job_submit_tiny_pretrain(local_cluster, sample_shards, tmp_path):
     model = videomae.load_model(ckpt)
     assert model.cfg.preset == "nano" and model.has_decoder
     assert videomae.load_model(storage / "submitted" / "model").cfg.preset == "nano"
+
+
+def test_ray_job_submit_extract(local_cluster, sample_shards, tmp_path):
+    """trainer/extract.py submitted as a job: it connects to the cluster (RAY_ADDRESS, set by the job) and writes its
+    features where the driver says."""
+    import json
+
+    address, env = local_cluster
+    videomae.create_model("nano").save(tmp_path / "model")
+    out = tmp_path / "features"
+    cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
+           "--", "python", "trainer/extract.py", "--config", "configs/extract/sample.yaml",
+           "--set", f"input.path={sample_shards}", "--set", "input.split=val", "--set", f"output={out}",
+           "--set", f"model.source={tmp_path / 'model'}"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0 and "succeeded" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input"]["kind"] == "shards" and manifest["counts"]["rejects"] == 0
+    assert manifest["counts"]["videos"] == manifest["counts"]["listed"] > 0 and manifest["counts"]["windows"] > 0

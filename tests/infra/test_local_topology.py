@@ -6,6 +6,7 @@ Non-default free ports and a temporary state directory, so it can run beside oth
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -128,9 +129,19 @@ def test_local_topology_runs_jobs_and_serves_then_stops_cleanly(tmp_path, ray_se
         checkpoint = latest_checkpoint_dir(str(runs / "topology"))
         assert checkpoint is not None and videomae.load_model(checkpoint).cfg.preset == "nano"
         assert videomae.load_model(model).has_decoder
+        # Feature extraction as a job too: it joins the cluster (RAY_ADDRESS, set for the job) and writes where the
+        # driver says, from ingest's shards with the model the job above trained.
+        features = tmp_path / "features"
+        res = submit(env, "python", "trainer/extract.py", "--config", "configs/extract/sample.yaml",
+                     "--set", f"input.path={data / 'shards'}", "--set", f"output={features}",
+                     "--set", f"model.source={model}")
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        manifest = json.loads((features / "manifest.json").read_text())
+        assert manifest["input"]["kind"] == "shards" and manifest["counts"]["rejects"] == 0
+        assert manifest["counts"]["videos"] == manifest["counts"]["listed"] > 0 and manifest["counts"]["windows"] > 0
         # The job ran on the cluster: Ray lists it as succeeded.
         listed = run(["ray", "job", "list"], env=env, timeout=60).stdout
-        assert listed.count("SUCCEEDED") >= 2
+        assert listed.count("SUCCEEDED") >= 3
 
         # Serve the model the job just trained, as a developer would: the API joins the same state directory.
         run(["bash", str(START), *common, "--api-only", "--model", str(model)])

@@ -1,6 +1,6 @@
 """infra/local/: start the cluster topology without Docker (Ray head + a worker node + the API), run real jobs on it
-with `ray job submit` (ingest, a few pre-training steps, feature extraction), serve the model that job exported, and stop
-everything: no process of the topology may survive, and the test session's own in-process Ray must.
+with `ray job submit` (ingest, a few pre-training steps, feature extraction), serve the model that job exported, and
+stop everything: no process of the topology may survive, and the test session's own in-process Ray must.
 
 Non-default free ports and a temporary state directory, so it can run beside other Ray sessions on the machine."""
 

@@ -67,6 +67,12 @@ class DataSection(_Section):
     frame_step: int = Field(1, ge=1)
     # Multi-scale crop (the reference's GroupMultiScaleCrop scales), then resize to the model's input size.
     scales: list[float] = Field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
+    # Read streams the global batch is drawn from (default: scaling.num_workers). Each epoch's sample order is cut into
+    # this many contiguous parts; stream i reads part i of every epoch, and each step takes global batch / streams
+    # clips from every stream. Worker w reads streams w*k .. w*k+k-1 (k = streams / num_workers), so a sample is read by
+    # one worker only, and the data of a step does not depend on the worker count: 1 worker with 2 streams and a batch
+    # of 2b sees what 2 workers of batch b see. Keep it when changing num_workers to continue a run's order exactly.
+    streams: int | None = Field(None, ge=1)
     # Shuffle window: each read task reads this many chunks (Parquet row groups) and shuffles their rows together,
     # every video's first clip before any second one. One chunk holds all clips of a few videos; batches cut from a
     # single chunk put clips of one video side by side (trainer/plan.py).
@@ -140,8 +146,11 @@ class ScalingSection(_Section):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
-    strategy: Literal["ddp", "fsdp"] = "ddp"  # fsdp shards parameters/optimizer state (large presets)
-    # bf16 autocast on GPU, fp32 on CPU ("auto"), or forced.
+    # ddp: DistributedDataParallel (Ray Train's prepare_model); fsdp: FSDP2 (`fully_shard` on every transformer block,
+    # then the model): parameters, gradients and optimizer state sharded over the workers (large presets).
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # bf16 autocast on GPU, fp32 on CPU ("auto"), or forced (bf16 autocast also runs on CPU). Weights and optimizer
+    # state stay fp32 either way.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
 
@@ -173,6 +182,9 @@ class EvalSection(_Section):
 class DebugSection(_Section):
     # For the fault-tolerance test only: the worker kills its own process at this step, on the first attempt.
     fail_at_step: int | None = Field(None, ge=1)
+    # Write the data position of every clip each worker trained on (its `seq`, per report window and rank) to
+    # <run_dir>/data_log.jsonl: proof that workers read disjoint shares and a restart skips or repeats nothing.
+    log_data: bool = False
 
 
 class _Recipe(_Section):
@@ -189,10 +201,25 @@ class _Recipe(_Section):
         return self.data.batch_size * self.scaling.num_workers
 
     @property
+    def streams(self) -> int:
+        """Read streams of the data order (trainer/data.py): `data.streams`, default one per worker."""
+        return self.data.streams or self.scaling.num_workers
+
+    @property
     def lr_scale(self) -> float:
         # The reference (run_mae_pretraining.py, run_class_finetuning.py) scales lr, min_lr and warmup_lr by
         # batch_size * world_size / 256, counting videos, not the num_sample repeats.
         return self.global_batch / 256 if self.optim.scale_lr else 1.0
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> _Recipe:
+        s, w = self.streams, self.scaling.num_workers
+        if s % w:
+            raise ValueError(f"data.streams: {s} streams cannot be shared evenly by {w} workers")
+        if self.global_batch % s:
+            raise ValueError(f"data.streams: a global batch of {self.global_batch} clips (data.batch_size x "
+                             f"scaling.num_workers) cannot be drawn evenly from {s} streams")
+        return self
 
     @model_validator(mode="after")
     def _check_architecture(self) -> _Recipe:

@@ -24,7 +24,7 @@ bench:
 	$(PY) bench/loader.py
 	$(PY) bench/api.py
 
-.PHONY: demo-quick local-up local-down cluster-jobs
+.PHONY: demo-quick local-up local-down cluster-jobs stack-test
 
 demo-quick: setup
 	$(PY) scripts/demo.py --quick --out runs/demo-quick
@@ -37,3 +37,7 @@ local-down:
 
 cluster-jobs:
 	docker compose run --rm jobs
+
+# The Docker stack end to end (both images built, CPU override, a worker killed mid-training); also part of `make test`.
+stack-test: setup
+	PYTHON=$(PY) bash infra/docker/stack-test.sh

@@ -28,7 +28,7 @@ from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
 from api.preprocess import load_clip, probe_upload, window_indices
 from api.schemas import ReconstructOptions, ReconstructResponse
-from videomae.masks import MaskingConfig, sample_masks
+from videomae.masks import MIN_TOKENS, MaskingConfig, sample_masks
 from videomae.targets import patchify, reconstruction_loss, unnormalize, unnormalize_patches, unpatchify
 from videomae.transforms import to_uint8_frames
 
@@ -80,8 +80,12 @@ def draw_masks(cfg: ReconstructOptions, grid: tuple[int, int, int]) -> tuple[np.
     if not (enc & dec).any():
         raise ApiError(422, "invalid_request", "no cube is both hidden and decoded: raise mask_ratio (or lower "
                                                "decoder_mask_ratio)")
-    if enc.all():
-        raise ApiError(422, "invalid_request", "every cube is hidden: lower mask_ratio")
+    # The model needs at least MIN_TOKENS visible and decoded cubes (videomae.masks: a compiled graph cannot guard a
+    # count read from data against 0 or 1).
+    if int((~enc).sum()) < MIN_TOKENS:
+        raise ApiError(422, "invalid_request", f"fewer than {MIN_TOKENS} cubes stay visible: lower mask_ratio")
+    if int(dec.sum()) < MIN_TOKENS:
+        raise ApiError(422, "invalid_request", f"fewer than {MIN_TOKENS} cubes are decoded: lower decoder_mask_ratio")
     return enc[0], dec[0]
 
 

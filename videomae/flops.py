@@ -3,8 +3,8 @@
 Convention (fvcore's `FlopCountAnalysis`, the one that reproduces the paper's Table 1): **one multiply-add = one
 FLOP**, counting only
 
-- the cube embedding Conv3d (N tokens x C x 3*t*p*p; it runs on every token, before the encoder drops the masked
-  ones, as in the reference),
+- the cube embedding Conv3d (N tokens x C x 3*t*p*p: the reference embeds every token before the encoder drops the
+  masked ones, and the paper counts that; our model embeds only the N_vis visible tubelets, `embed_visible_only`),
 - every Linear layer (qkv, attention proj, MLP fc1/fc2, encoder_to_decoder, decoder head),
 - the two attention matmuls, q k^T and attn v (2 x n^2 x width per block; the reference's explicit-softmax
   attention is what fvcore traces; SDPA would be invisible to it, so we count it either way),
@@ -19,7 +19,7 @@ whole clip (`encoder_flops`) is 180.5G, the ~180G usually quoted for ViT-B at 16
 Token counts: the encoder sees N_vis = N - hidden tokens; the decoder runs on N_vis + N_dec tokens and its head on
 the N_dec mask tokens only (`x[:, -N_dec:]` before `norm` and `head`, as the reference). The multiply-add part equals
 what `torch.utils.flop_counter.FlopCounterMode` traces (/2) on the model with `Attention.fused=False`
-(tests/videomae/test_flops.py).
+(tests/videomae/test_flops.py; with `embed_visible_only=True`, since the model embeds only the visible tubelets).
 """
 
 from __future__ import annotations
@@ -61,12 +61,14 @@ def block_flops(tokens: int, width: int, mlp_hidden: int, count_norms: bool = Tr
     return linear + attention + norms
 
 
-def pretrain_flops(cfg: VideoMAEConfig, n_visible: int, n_decoded: int, count_norms: bool = True) -> FlopCount:
-    """Forward FLOPs of `VideoMAEPretrain` for one clip of the config's size, with `n_visible` encoder tokens and
-    `n_decoded` mask tokens in the decoder."""
-    n = cfg.num_patches
+def pretrain_flops(cfg: VideoMAEConfig, n_visible: int, n_decoded: int, count_norms: bool = True,
+                   embed_visible_only: bool = False) -> FlopCount:
+    """Forward FLOPs of the pre-training model for one clip of the config's size, with `n_visible` encoder tokens and
+    `n_decoded` mask tokens in the decoder. Default: the reference's (and the paper's) count, which embeds all N
+    tubelets; `embed_visible_only`: what `VideoMAEPretrain` computes."""
+    n = n_visible if embed_visible_only else cfg.num_patches
     c, d = cfg.embed_dim, cfg.decoder_embed_dim
-    embed = n * c * cfg.patch_dim  # Conv3d, kernel = stride: one (3*t*p*p) dot product per token and channel
+    embed = n * c * cfg.patch_dim  # kernel = stride: one (3*t*p*p) dot product per embedded token and channel
     enc_hidden, dec_hidden = int(c * cfg.mlp_ratio), int(d * cfg.mlp_ratio)
     norm = _NORM_FLOPS_PER_ELEMENT if count_norms else 0
     # Final norms: the encoder's on the visible tokens, the decoder's on the mask tokens only.
@@ -82,10 +84,11 @@ def masked_token_counts(cfg: VideoMAEConfig, masking: MaskingConfig) -> tuple[in
     return int((~enc).sum()), int(dec.sum())
 
 
-def masked_pretrain_flops(cfg: VideoMAEConfig, masking: MaskingConfig, count_norms: bool = True) -> FlopCount:
+def masked_pretrain_flops(cfg: VideoMAEConfig, masking: MaskingConfig, count_norms: bool = True,
+                          embed_visible_only: bool = False) -> FlopCount:
     """Forward FLOPs of one pre-training clip under `masking` (e.g. tube 0.9 + running cell 0.5)."""
     n_visible, n_decoded = masked_token_counts(cfg, masking)
-    return pretrain_flops(cfg, n_visible, n_decoded, count_norms)
+    return pretrain_flops(cfg, n_visible, n_decoded, count_norms, embed_visible_only)
 
 
 def encoder_flops(cfg: VideoMAEConfig, count_norms: bool = True) -> int:

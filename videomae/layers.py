@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import nn
 
+from videomae.targets import patchify
+
 
 class CubeEmbed(nn.Module):
     """Tubelet ("cube") embedding: Conv3d with kernel = stride = (t, p, p), flattened t-major, then h, then w."""
@@ -24,6 +26,14 @@ class CubeEmbed(nn.Module):
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = self.proj(clip)  # (B, C, T/t, H/p, W/p)
         return x.flatten(2).transpose(1, 2)  # (B, N, C), N in (t, h, w) order
+
+    def forward_at(self, clip: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Only the tubelets at `idx` (B, K): the same Conv3d (kernel = stride) as one matmul over those tubelets'
+        pixels. The reference embeds all N and then keeps the visible ones, K/N = 10% of that work at tube 0.9."""
+        weight = self.proj.weight  # (C, 3, t, p, p)
+        cubes = patchify(clip, weight.shape[2], weight.shape[3]).flatten(2)  # (B, N, t*p*p*3), channel fastest
+        cubes = torch.take_along_dim(cubes, idx[..., None], dim=1)  # (B, K, t*p*p*3)
+        return F.linear(cubes, weight.permute(0, 2, 3, 4, 1).flatten(1), self.proj.bias)  # (B, K, C)
 
 
 def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:

@@ -13,6 +13,9 @@ The reference (OpenGVLab/VideoMAEv2 `dataset/masking_generator.py`) returns the 
 (`decode_masked_pos`, True = *not* decoded, used through its negation); here each mask is made once, already
 meaning what its name says. A decoder masking `ratio` is the share of tokens *dropped* from the decoder, as in the
 paper's ablation (running cell 0.5 decodes half of each 2x2 cell).
+
+The model does not select tokens with these boolean masks (`x[mask]` has a data-dependent shape, which breaks a
+`torch.compile` graph); it gathers them at `mask_positions(mask)`, one (B, K) index tensor per mask and batch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 Grid = tuple[int, int, int]
@@ -144,3 +148,30 @@ def sample_masks(cfg: MaskingConfig, grid: Grid, batch: int, rng: RNG) -> tuple[
     make_dec = DECODER_MASKS[cfg.decoder].make
     dec = enc.copy() if make_dec is None else make_dec(grid, cfg.decoder_ratio, batch, rng)
     return enc, dec
+
+
+# A token set of 0 or 1 would make compiled graphs guard on the size (empty? broadcastable?), which they cannot do
+# on a count read from data; at least 2 keeps every mask the generators above draw at the paper's sizes.
+MIN_TOKENS = 2
+
+
+@torch.library.custom_op("videomae::mask_positions", mutates_args=())
+def mask_positions(mask: torch.Tensor, what: str) -> torch.Tensor:
+    """(B, N) bool -> (B, K) int64: the positions where `mask` is True, ascending (token order) in each row.
+
+    Every row must hold the same K >= 2 (each generator above draws exact counts); `what` names the True set in
+    errors. A custom op so that `torch.compile` keeps one graph: inside it the count is read eagerly, outside it K is
+    a symbolic size, and every tensor after the gather has a shape known from K alone (no boolean selection)."""
+    counts = mask.sum(dim=1)  # (B,)
+    if counts.numel() and bool((counts != counts[0]).any()):
+        raise ValueError(f"every sample in a batch must have the same number of {what}; got {counts.tolist()}")
+    k = int(counts[0]) if counts.numel() else MIN_TOKENS
+    if k < MIN_TOKENS:
+        raise ValueError(f"every sample needs at least {MIN_TOKENS} {what}; got {k}")
+    return mask.nonzero()[:, 1].reshape(mask.shape[0], k)  # (B, K); nonzero is row-major: positions ascending
+
+
+@mask_positions.register_fake
+def _(mask: torch.Tensor, what: str) -> torch.Tensor:
+    k = torch.library.get_ctx().new_dynamic_size(min=MIN_TOKENS)  # the count is data, known when the op runs
+    return mask.new_empty((mask.shape[0], k), dtype=torch.long)

@@ -7,7 +7,9 @@ Dimensions, named once:
 
 The pre-training model reads like the paper: cube embedding -> fixed sinusoid positions -> encoder on the visible
 tokens (tube mask) -> decoder on the visible tokens plus mask tokens at the decoded subset (running-cell mask) ->
-per-tubelet normalised pixel targets -> MSE on tokens hidden from the encoder and decoded. Parameter names follow the
+per-tubelet normalised pixel targets -> MSE on tokens hidden from the encoder and decoded. Tokens are selected by
+gathering at positions read once per batch (`masks.mask_positions`), not by boolean indexing, so the whole step
+compiles as one graph (`torch.compile(model, fullgraph=True)`). Parameter names follow the
 reference (OpenGVLab/VideoMAEv2 `models/modeling_pretrain.py`, `modeling_finetune.py`).
 """
 
@@ -30,6 +32,7 @@ from videomae.layers import (
     sinusoid_table,
     stochastic_depth,
 )
+from videomae.masks import mask_positions
 from videomae.modeldir import save_model
 from videomae.targets import masked_loss, reconstruction_targets
 
@@ -59,11 +62,15 @@ class _Transformer(nn.Module):
                              f"x{c.patch_size} tubelets")
         return t // c.tubelet_size, h // c.patch_size, w // c.patch_size
 
-    def embed(self, clip: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, N, C) tokens with positions; positions are re-interpolated for other clip sizes."""
-        x = self.patch_embed(clip)  # (B, N, C)
+    def embed(self, clip: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, N, C) tokens with positions, or only the K tokens at `idx` (B, K) -> (B, K, C).
+        Positions are re-interpolated for other clip sizes."""
         pos = resample_table(self.pos_embed, self.cfg.grid, self.grid_of(clip))  # (N, C)
-        return x + pos.to(x.dtype)
+        if idx is None:
+            x = self.patch_embed(clip)  # (B, N, C)
+            return x + pos.to(x.dtype)
+        x = self.patch_embed.forward_at(clip, idx)  # (B, K, C)
+        return x + pos[idx].to(x.dtype)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:
@@ -112,31 +119,31 @@ class VideoMAEPretrain(nn.Module):
         # The reference truncates at one std: trunc_normal_(std=.02, a=-.02, b=.02).
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)
 
-    def encode_visible(self, clip: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-        x = self.encoder.embed(clip)  # (B, N, C)
-        b, _, c = x.shape
-        visible = ~enc_mask  # True = seen by the encoder
-        return self.encoder.run_blocks(x[visible].reshape(b, -1, c))  # (B, N_vis, C)
+    def encode_visible(self, clip: torch.Tensor, vis_idx: torch.Tensor) -> torch.Tensor:
+        """The encoder on the tokens at `vis_idx` (B, N_vis), the positions it sees (only those are embedded)."""
+        return self.encoder.run_blocks(self.encoder.embed(clip, vis_idx))  # (B, N_vis, C)
 
-    def decode(self, x_vis: torch.Tensor, grid: tuple[int, int, int], enc_mask: torch.Tensor,
-               dec_mask: torch.Tensor) -> torch.Tensor:
+    def decode(self, x_vis: torch.Tensor, grid: tuple[int, int, int], vis_idx: torch.Tensor,
+               dec_idx: torch.Tensor) -> torch.Tensor:
+        """Visible tokens plus a mask token at each position of `dec_idx` (B, N_dec) -> predictions for the latter."""
         x_vis = self.encoder_to_decoder(x_vis)  # (B, N_vis, D)
-        b, _, d = x_vis.shape
-        pos = resample_table(self.pos_embed, self.cfg.grid, grid).to(x_vis.dtype).expand(b, -1, -1)  # (B, N, D)
-        pos_vis = pos[~enc_mask].reshape(b, -1, d)  # (B, N_vis, D)
-        pos_dec = pos[dec_mask].reshape(b, -1, d)  # (B, N_dec, D)
-        x = torch.cat([x_vis + pos_vis, self.mask_token.to(x_vis.dtype) + pos_dec], dim=1)  # (B, N_vis + N_dec, D)
-        return self.decoder(x, pos_dec.shape[1])  # (B, N_dec, P)
+        pos = resample_table(self.pos_embed, self.cfg.grid, grid).to(x_vis.dtype)  # (N, D)
+        mask_tokens = self.mask_token.to(x_vis.dtype) + pos[dec_idx]  # (B, N_dec, D)
+        x = torch.cat([x_vis + pos[vis_idx], mask_tokens], dim=1)  # (B, N_vis + N_dec, D)
+        return self.decoder(x, dec_idx.shape[1])  # (B, N_dec, P)
 
     def forward(self, clip: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """clip (B, 3, T, H, W); enc_mask, dec_mask (B, N) bool. Without `dec_mask`, VideoMAE V1 (= enc_mask)."""
         dec_mask = enc_mask if dec_mask is None else dec_mask
-        _check_masks(enc_mask, dec_mask)
         grid = self.encoder.grid_of(clip)
-        pred = self.decode(self.encode_visible(clip, enc_mask), grid, enc_mask, dec_mask)  # (B, N_dec, P)
+        _check_masks(enc_mask, dec_mask, grid[0] * grid[1] * grid[2])
+        # Token positions, read once per batch; every selection below is a gather of a size known from them.
+        vis_idx = mask_positions(~enc_mask, "visible tokens (enc_mask False)")  # (B, N_vis)
+        dec_idx = mask_positions(dec_mask, "decoded tokens (dec_mask True)")  # (B, N_dec)
+        pred = self.decode(self.encode_visible(clip, vis_idx), grid, vis_idx, dec_idx)  # (B, N_dec, P)
         targets = reconstruction_targets(clip, self.cfg.tubelet_size, self.cfg.patch_size)  # (B, N, P)
-        return masked_loss(pred, targets, enc_mask, dec_mask), pred
+        return masked_loss(pred, targets, enc_mask, dec_mask, dec_idx), pred
 
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, N, C) encoder tokens after the final norm, no masking."""
@@ -192,14 +199,14 @@ class VideoMAEClassifier(_Transformer):
         return save_model(self, directory)
 
 
-def _check_masks(enc_mask: torch.Tensor, dec_mask: torch.Tensor) -> None:
+def _check_masks(enc_mask: torch.Tensor, dec_mask: torch.Tensor, n: int) -> None:
+    """Types and shapes only, which a compiled graph knows statically; equal counts per row are checked where the
+    positions are read (`mask_positions`)."""
     if enc_mask.dtype != torch.bool or dec_mask.dtype != torch.bool:
         raise TypeError("enc_mask and dec_mask must be bool tensors")
-    for name, m in (("enc_mask", ~enc_mask), ("dec_mask", dec_mask)):
-        counts = m.sum(dim=1)
-        if counts.numel() and bool((counts != counts[0]).any()):
-            what = "visible" if name == "enc_mask" else "decoded"
-            raise ValueError(f"{name}: every sample in a batch must have the same number of {what} tokens")
+    for name, m in (("enc_mask", enc_mask), ("dec_mask", dec_mask)):
+        if m.dim() != 2 or m.shape[1] != n:
+            raise ValueError(f"{name} must be (B, N) with N = {n} tokens of this clip; got {tuple(m.shape)}")
 
 
 def create_model(preset: str = "base", **overrides: Any) -> VideoMAEPretrain:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from videomae.masks import mask_positions
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -60,15 +62,17 @@ def reconstruction_targets(clip: torch.Tensor, tubelet: int, patch: int, normali
         return patches.flatten(2)  # (B, N, tpp*C)
 
 
-def masked_loss(pred: torch.Tensor, targets: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor
-                ) -> torch.Tensor:
+def masked_loss(pred: torch.Tensor, targets: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor,
+                dec_idx: torch.Tensor | None = None) -> torch.Tensor:
     """MSE per decoded token, averaged over the decoded tokens that were hidden from the encoder.
 
-    pred: (B, N_dec, P) rows in token order of `dec_mask`; targets: (B, N, P)."""
-    b, n_dec, p = pred.shape
-    chosen = targets[dec_mask].reshape(b, n_dec, p)  # (B, N_dec, P)
+    pred: (B, N_dec, P) rows in token order of `dec_mask`; targets: (B, N, P); `dec_idx` (B, N_dec), the positions of
+    `dec_mask` when the caller has them already (`mask_positions`)."""
+    if dec_idx is None:
+        dec_idx = mask_positions(dec_mask, "decoded tokens (dec_mask True)")  # (B, N_dec)
+    chosen = torch.take_along_dim(targets, dec_idx[..., None], dim=1)  # (B, N_dec, P)
     per_token = (at_least_float32(pred) - chosen).pow(2).mean(dim=-1)  # (B, N_dec)
-    counted = enc_mask[dec_mask].reshape(b, n_dec).to(per_token.dtype)  # (B, N_dec): hidden and decoded
+    counted = torch.gather(enc_mask, 1, dec_idx).to(per_token.dtype)  # (B, N_dec): hidden and decoded
     return (per_token * counted).sum() / counted.sum().clamp_min(1.0)
 
 

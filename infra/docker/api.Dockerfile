@@ -1,41 +1,50 @@
-# syntax=docker/dockerfile:1
 # API image: FastAPI + uvicorn on a slim Python base with a CPU torch build (the API serves from CPU or a GPU node;
-# for GPU serving build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128).
-#   docker build -f infra/docker/api.Dockerfile -t videomae-api .          (from the repository root)
-# Used by docker-compose.yml (api) and infra/kuberay/api.yaml (Deployment).
+# for GPU serving build with --build-arg TORCH_INDEX= (empty: pip's default index, PyPI's CUDA build) or a CUDA index
+# of download.pytorch.org).
+#   docker build -f infra/docker/api.Dockerfile -t videomae-api .          (from the repository root; BuildKit)
+# Used by docker-compose.yml (api) and infra/kuberay/api.yaml (Deployment). Build args: PYTHON_IMAGE (the base),
+# TORCH_INDEX. No `# syntax=` line: BuildKit would pull that frontend from a registry; the built-in one reads this file.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build stage ----------------------------------------------------------------------------------------------------
+# ---- build stage: the project's wheel (pip's build environment stays here) ------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential \
- && rm -rf /var/lib/apt/lists/*
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/build
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
-# torch/torchvision at the exact pins of constraints.txt, from the CPU index (a fraction of the CUDA wheel's size).
-RUN pip install --index-url "$TORCH_INDEX" $(grep -E '^(torch|torchvision)==' constraints.txt)
-RUN mkdir -p videomae ingest trainer api && touch videomae/__init__.py ingest/__init__.py trainer/__init__.py \
-    api/__init__.py \
- && pip install -c constraints.txt . \
- && pip uninstall -y videomae-system
+COPY pyproject.toml README.md ./
 COPY videomae videomae
 COPY ingest ingest
 COPY trainer trainer
 COPY api api
-RUN pip install --no-deps -c constraints.txt .
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps -w /wheels .
 
 # ---- runtime stage --------------------------------------------------------------------------------------------------
+# Dependencies installed here, not copied from a build stage (see ray.Dockerfile: a copy doubles a multi-GB layer).
+# No compilers: every dependency installs from a wheel.
 FROM ${PYTHON_IMAGE} AS runtime
-ENV PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 # ffmpeg: probing uploads (videomae.video) and PyAV's fallback decoding path.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg tini \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/venv /opt/venv
+RUN python -m venv /opt/venv
+COPY pyproject.toml constraints.txt /tmp/deps/
+# torch/torchvision at the exact pins of constraints.txt, from the CPU index (a fraction of the CUDA wheel's size).
+# The pip cache is the BuildKit cache mount ray.Dockerfile shares (same target, sharing=locked): built together, the
+# two images download each cacheable wheel once.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    cd /tmp/deps && pip install ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} $(grep -E '^(torch|torchvision)==' constraints.txt)
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    cd /tmp/deps && mkdir -p videomae ingest trainer api \
+ && touch README.md videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
+ && pip install -c constraints.txt . \
+ && pip uninstall -y videomae-system \
+ && cd / && rm -rf /tmp/deps
+# The project's wheel, imported from the venv alone (-I: not from the working directory): a broken package fails here.
+COPY --from=build /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
+ && python -I -c "import videomae, api.main; videomae.list_presets()"
 RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin videomae \
  && mkdir -p /shared && chown videomae:videomae /shared
 WORKDIR /app

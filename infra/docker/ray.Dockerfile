@@ -1,41 +1,60 @@
-# syntax=docker/dockerfile:1
 # Ray head / GPU worker / job-submitter image: the project (videomae, ingest, trainer, api, configs) on a CUDA base.
-#   docker build -f infra/docker/ray.Dockerfile -t videomae-ray .          (from the repository root)
+#   docker build -f infra/docker/ray.Dockerfile -t videomae-ray .          (from the repository root; BuildKit)
 # Used by docker-compose.yml (ray-head, ray-worker, jobs, tensorboard) and infra/kuberay/ (head, workers, submitter).
-# The torch wheel from PyPI carries its own CUDA 12 libraries; the CUDA base adds the driver-facing runtime and
-# cuDNN the NVIDIA container toolkit expects, so the same image also runs CPU-only (the head uses no GPU).
+# The torch wheel from PyPI carries its own CUDA libraries (torch 2.14.1: CUDA 13.0, from the nvidia-* wheels); the CUDA
+# base adds the environment the NVIDIA container toolkit reads, so the same image also runs CPU-only (the head uses no
+# GPU). Build args: CUDA_IMAGE (the base), TORCH_INDEX (where torch/torchvision come from; empty: pip's default index).
+# No `# syntax=` line: BuildKit would pull that frontend from a registry; the built-in one (Docker >= 20.10) reads
+# everything here, cache mounts included.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
-# ---- build stage: compilers and headers stay here; only /opt/venv goes on -----------------------------------------
+# ---- build stage: the project's wheel (pip's build environment stays here) ------------------------------------------
 FROM ${CUDA_IMAGE} AS build
-ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+RUN python3 -m venv /opt/build
 WORKDIR /src
-# Dependencies first, from the metadata alone: this layer is rebuilt only when pyproject/constraints change.
-COPY pyproject.toml constraints.txt README.md ./
-RUN mkdir -p videomae ingest trainer api && touch videomae/__init__.py ingest/__init__.py trainer/__init__.py \
-    api/__init__.py \
- && pip install -c constraints.txt . \
- && pip uninstall -y videomae-system
+COPY pyproject.toml README.md ./
 COPY videomae videomae
 COPY ingest ingest
 COPY trainer trainer
 COPY api api
-RUN pip install --no-deps -c constraints.txt .
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps -w /wheels .
 
 # ---- runtime stage --------------------------------------------------------------------------------------------------
+# The dependencies are installed here, not copied from a build stage: the venv is ~7 GB with PyPI's CUDA torch, and a
+# copy would be a second layer of that size (twice the disk, and the time to write and hash it). No compilers: every
+# dependency installs from a wheel (linux x86_64 and aarch64, Python 3.10-3.12); one that ever needs building fails here
+# loudly (then build its wheel in the build stage).
 FROM ${CUDA_IMAGE} AS runtime
-ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH
+ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 # ffmpeg/ffprobe: probing in ingest (videomae.video.probe) and the sample-data generator. curl: compose health
 # checks; wget: the exec probes KubeRay injects for some Ray versions.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 ffmpeg curl wget ca-certificates tini \
+ && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg curl wget ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/venv /opt/venv
+RUN python3 -m venv /opt/venv
+# Dependencies first, from the metadata alone (README.md stubbed too): these layers are rebuilt only when
+# pyproject.toml or constraints.txt change.
+COPY pyproject.toml constraints.txt /tmp/deps/
+# torch/torchvision at the exact pins of constraints.txt. The pip cache is a BuildKit cache mount shared with
+# api.Dockerfile (same target) and `sharing=locked`: when both images are built at once, the second waits and takes
+# the wheels the first downloaded (where the index allows caching, as PyPI does). The cache never enters an image.
+ARG TORCH_INDEX=
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    cd /tmp/deps && pip install ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} $(grep -E '^(torch|torchvision)==' constraints.txt)
+RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    cd /tmp/deps && mkdir -p videomae ingest trainer api \
+ && touch README.md videomae/__init__.py ingest/__init__.py trainer/__init__.py api/__init__.py \
+ && pip install -c constraints.txt . \
+ && pip uninstall -y videomae-system \
+ && cd / && rm -rf /tmp/deps
+# The project's wheel, imported from the venv alone (-I: not from the working directory): a broken package fails here.
+COPY --from=build /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
+ && python -I -c "import videomae, ingest.pipeline, trainer.loop, trainer.pretrain; videomae.list_presets()"
 # Non-root: uid 1000 owns the app and the shared volume's mount point (a named volume copies this ownership).
 # Ubuntu 24.04 images ship a user `ubuntu` with uid 1000; it gives the uid up to ours.
 RUN (userdel --remove ubuntu 2>/dev/null || true) \

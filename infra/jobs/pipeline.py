@@ -32,6 +32,7 @@ log = logging.getLogger("pipeline")
 class Settings:
     storage: str  # datasets/, runs/ and sample/ live under it
     sample_data: bool  # generate the sample videos first and point the ingest config's `root` at them
+    sample_preset: str  # ingest/sample_data.py PRESETS: small, medium, default
     ingest_config: str
     pretrain_config: str
     postpretrain_config: str
@@ -49,6 +50,7 @@ class Settings:
         return cls(
             storage=env.get("PIPELINE_STORAGE", "/shared").rstrip("/"),
             sample_data=flag("PIPELINE_SAMPLE_DATA", "true"),
+            sample_preset=env.get("PIPELINE_SAMPLE_PRESET", "default"),
             ingest_config=env.get("PIPELINE_INGEST_CONFIG", "configs/ingest/sample.yaml"),
             pretrain_config=env.get("PIPELINE_PRETRAIN_CONFIG", "configs/pretrain/tiny.yaml"),
             postpretrain_config=env.get("PIPELINE_POSTPRETRAIN_CONFIG", "configs/postpretrain/tiny.yaml"),
@@ -72,8 +74,8 @@ def stages(s: Settings) -> list[Stage]:
     ingest_sets = [f"output={s.dataset}", *([f"root={s.storage}/sample"] if s.sample_data else [])]
     out = []
     if s.sample_data:
-        out.append(Stage("sample", ["python", "-m", "ingest.sample_data", f"{s.storage}/sample"],
-                         f"{s.storage}/sample/planted.json"))
+        out.append(Stage("sample", ["python", "-m", "ingest.sample_data", f"{s.storage}/sample", "--preset",
+                                    s.sample_preset], f"{s.storage}/sample/planted.json"))
     out.append(Stage("ingest", ["python", "-m", "ingest", "--config", s.ingest_config, *set_args(ingest_sets)],
                      f"{s.dataset}/manifest.json"))
     out.append(Stage("pretrain", ["python", "trainer/pretrain.py", "--config", s.pretrain_config, *set_args([

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
+import yaml
 from infra_checks import (
     ROOT,
     InterpolationError,
@@ -18,6 +19,7 @@ from infra_checks import (
     load_module,
     load_yaml,
     required_variables,
+    validate_config,
 )
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -140,15 +142,32 @@ def test_api_service_matches_the_settings_it_reads(compose):
 
 
 def test_images_build_from_dockerfiles_that_exist(compose):
+    # One build per image: the Ray image is built by ray-head alone (a build on each of its four services would build
+    # it four times, and an override on one of them would make the four differ); the other services name the image.
     built = {}
     for name, service in compose["services"].items():
+        if "build" not in service:
+            continue
         build = service["build"]
         dockerfile = ROOT / build["context"] / build["dockerfile"]
         assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
         assert (ROOT / build["context"]).resolve() == ROOT  # the context is the repository (COPY paths below)
-        built.setdefault(service["image"], dockerfile)
-        assert built[service["image"]] == dockerfile, f"{name}: image {service['image']} built from two Dockerfiles"
+        assert service["image"] not in built, f"{name}: image {service['image']} built by two services"
+        built[service["image"]] = dockerfile
     assert {p.name for p in built.values()} == {"ray.Dockerfile", "api.Dockerfile"}
+    for name, service in compose["services"].items():
+        assert service["image"] in built, f"{name}: image {service['image']} is built by no service"
+    # Build args pass through from the environment (stand-in bases, a torch index); unset, the Dockerfile's default.
+    assert set(compose["services"]["ray-head"]["build"]["args"]) == {"CUDA_IMAGE", "TORCH_INDEX"}
+    assert set(compose["services"]["api"]["build"]["args"]) == {"PYTHON_IMAGE", "TORCH_INDEX"}
+
+
+def test_ports_are_published_on_loopback_by_default(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name}: {port} listens beyond this machine by default"
+    opened = interpolate(load_yaml(COMPOSE), {**SECRETS, "PUBLISH_ADDRESS": "0.0.0.0"})
+    assert opened["services"]["api"]["ports"] == ["0.0.0.0:8000:8000"]
 
 
 def test_every_python_command_exists(compose):
@@ -173,3 +192,72 @@ def test_jobs_submit_stages_that_exist_and_validate(compose):
             joined = shlex.join(stage.command)
             assert "scaling.use_gpu=true" in joined and "run.storage_path=/shared/runs" in joined
     assert compose["services"]["api"]["environment"]["VIDEOMAE_MODEL"] == "/shared/runs/pretrain/model"
+
+
+# ---------------------------------------------------------------------------------------------- the CPU override
+CPU = ROOT / "docker-compose.cpu.yml"
+_RESET = object()
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's `!reset` tag (the key is dropped from the merged result)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _RESET)
+
+
+def merge(base, override):
+    """Compose's merge of an override file, for the keys used here: mappings merge key by key (environment too),
+    `!reset` removes, everything else (command lists, scalars) is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            if v is _RESET:
+                out.pop(k, None)
+            else:
+                out[k] = merge(base.get(k), v)
+        return out
+    return override
+
+
+@pytest.fixture(scope="module")
+def cpu_compose() -> dict:
+    merged = merge(yaml.safe_load(COMPOSE.read_text()), yaml.load(CPU.read_text(), Loader=_ComposeLoader))
+    return interpolate(merged, SECRETS)
+
+
+def test_cpu_override_is_a_valid_compose_spec(cpu_compose):
+    errors = sorted(compose_validator().iter_errors(cpu_compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+    assert set(cpu_compose["services"]) == {"ray-head", "ray-worker", "jobs", "api", "tensorboard"}
+
+
+def test_cpu_override_reserves_no_gpu_and_keeps_compute_off_the_head(compose, cpu_compose):
+    worker = cpu_compose["services"]["ray-worker"]
+    assert not worker.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    assert "gpu" not in str(cpu_compose).lower().replace("num-gpus=0", "").replace("use_gpu", "")
+    # The head command is docker-compose.yml's with --num-cpus=0: it must not drift from it otherwise.
+    base, cpu = compose["services"]["ray-head"]["command"], cpu_compose["services"]["ray-head"]["command"]
+    assert [a for a in cpu if not a.startswith("--num-cpus")] == [a for a in base if not a.startswith("--num-cpus")]
+    assert "--num-cpus=0" in cpu
+    for name in ("ray-head", "api"):  # CPU torch for both images unless TORCH_INDEX says otherwise
+        assert cpu_compose["services"][name]["build"]["args"]["TORCH_INDEX"].endswith("/whl/cpu"), name
+
+
+def test_cpu_override_runs_small_cpu_stages_that_validate(cpu_compose):
+    pipeline = load_module(ROOT / "infra/jobs/pipeline.py", "pipeline")
+    settings = pipeline.Settings.from_env(environment(cpu_compose["services"]["jobs"]))
+    assert not settings.use_gpu and settings.sample_preset == "small"
+    stages = pipeline.stages(settings)
+    assert [check_command(stage.command) for stage in stages] == [
+        "ingest.sample_data", "ingest", "trainer/pretrain.py", "trainer/postpretrain.py"]
+    from ingest.sample_data import PRESETS
+
+    assert settings.sample_preset in PRESETS
+    for stage in stages:
+        if stage.name == "pretrain":
+            cfg = validate_config("pretrain", ROOT / settings.pretrain_config, [
+                a for i, a in enumerate(stage.command) if i and stage.command[i - 1] == "--set"])
+            # The fault test kills a worker mid-run: it needs a checkpoint before the end and a retry left.
+            assert cfg.model.preset == "nano" and not cfg.scaling.use_gpu
+            assert 2 * cfg.run.checkpoint_every < cfg.optim.max_steps and cfg.run.max_failures >= 1

@@ -131,3 +131,26 @@ def test_commands_and_ports_match_the_code():
     assert check_command(cmd) == "uvicorn api.main:app"
     assert cmd[cmd.index("--port") + 1] == str(port)
     assert f"127.0.0.1:{port}/livez" in api_final.all("HEALTHCHECK")[-1]
+
+
+@pytest.mark.parametrize("name", ["ray.Dockerfile", "api.Dockerfile"])
+def test_builds_offline_with_the_builtin_frontend(name):
+    # A `# syntax=` directive makes BuildKit pull that frontend image from a registry: the build fails where none is
+    # reachable. Without it the engine's built-in frontend (Docker >= 20.10) reads these files, cache mounts too.
+    first = (DOCKER / name).read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.I), f"{name}: {first}"
+
+
+def test_torch_from_one_build_arg_and_one_shared_pip_cache():
+    # Both images take torch from TORCH_INDEX (empty: pip's default index) and download through the same BuildKit
+    # cache mount, locked, so that building both downloads each wheel once.
+    mounts = set()
+    for name in ("ray.Dockerfile", "api.Dockerfile"):
+        text = (DOCKER / name).read_text()
+        assert re.search(r"^ARG TORCH_INDEX=", text, re.M), name
+        assert '${TORCH_INDEX:+--index-url "$TORCH_INDEX"}' in text, name
+        runtime = parse(DOCKER / name)[1][-1]
+        downloads = [r for r in runtime.all("RUN") if "pip install" in r and "--no-deps" not in r]  # torch, the rest
+        assert len(downloads) == 2 and all("--mount=type=cache" in r and "sharing=locked" in r for r in downloads), name
+        mounts |= {re.search(r"--mount=(\S+)", r).group(1) for r in downloads}
+    assert mounts == {"type=cache,target=/root/.cache/pip,sharing=locked"}

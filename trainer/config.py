@@ -108,7 +108,13 @@ class ModelSection(_Section):
     # Any architecture field of videomae.VideoMAEConfig (drop_path_rate, num_frames, ...).
     overrides: dict[str, Any] = Field(default_factory=dict)
     grad_checkpointing: bool = False  # the reference's `--with_checkpoint` (H and g)
-    compile: bool = False  # torch.compile the model on the worker
+    # torch.compile the model on the worker (inductor; fullgraph on one worker: the masked model is one graph; with
+    # the DDP/FSDP wrapper on several). The first step pays the compilation (`compile_s` in the metrics), and so does
+    # every restart.
+    compile: bool = False
+    # Attention kernel: "sdpa" (F.scaled_dot_product_attention), "explicit" (softmax(q k^T) v, the reference's), or
+    # "auto": explicit on CPU under bf16 autocast (1.18x faster there, docs/model.md), SDPA everywhere else.
+    attention: Literal["auto", "sdpa", "explicit"] = "auto"
     # Post-pre-training / fine-tuning / evaluation: weights to start from (our dir, a Ray checkpoint dir or a .pth).
     init_from: str | None = None
 

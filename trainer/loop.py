@@ -173,10 +173,27 @@ def torch_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg
     run_config = RunConfig(name=run.name, storage_path=path, storage_filesystem=filesystem,
                            failure_config=FailureConfig(max_failures=run.max_failures),
                            checkpoint_config=CheckpointConfig(num_to_keep=run.keep_checkpoints))
-    return TorchTrainer(loop, train_loop_config=loop_config, run_config=run_config,
+    return _trainer_class(TorchTrainer)(loop, train_loop_config=loop_config, run_config=run_config,
                         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
                                                      resources_per_worker=resources),
                         torch_config=TorchConfig(backend="nccl" if s.use_gpu else "gloo"))
+
+
+def _trainer_class(torch_trainer_cls: type) -> type:
+    """TorchTrainer without Ray Train's PlacementGroupCleaner. Ray 2.60's cleaner (a detached actor that removes the
+    run's placement group once the controller is dead) asks the State API whether the controller lives, and takes an
+    actor the API did not return for a dead one: on a loaded 2-core machine it removed a live run's placement group at
+    worker-group start ("Detected that the Ray Train controller actor (...) is dead. Cleaning up placement group",
+    then ControllerError "Destroying worker since its placement group was removed"; ray-project/ray#65447 review
+    notes the same false death). Without it the placement group lives as long as the job's driver, as before Ray
+    added the cleaner."""
+
+    class Trainer(torch_trainer_cls):
+        def _create_default_callbacks(self):
+            return [c for c in super()._create_default_callbacks()
+                    if type(c).__name__ != "PlacementGroupCleanerCallback"]
+
+    return Trainer
 
 
 # ------------------------------------------------------------------------------------------------ workers
@@ -275,14 +292,31 @@ def _setup(model: torch.nn.Module, cfg, worker: Worker):
     checkpoint = ray.train.get_checkpoint()
     ckpt_dir = checkpoint.to_directory() if checkpoint is not None else None
     position = checkpointing.restore_model(ckpt_dir, model) if ckpt_dir else {"step": 0, "samples_seen": 0}
+    precision = Precision.resolve(cfg.scaling.precision, worker.device)
+    explicit = cfg.model.attention == "explicit" or (
+        cfg.model.attention == "auto" and precision.bf16 and worker.device.type == "cpu")
+    set_attention(model, fused=not explicit)
     model = wrap_model(model, cfg.scaling.strategy, worker.device)
     if cfg.model.compile:
-        model = torch.compile(model)
+        # On one worker the model is one graph (fullgraph: a graph break is an error, not a slow step). Wrapped by DDP
+        # or FSDP it is compiled with the wrapper: Dynamo breaks the graph in DDP's own `_pre_forward` (fullgraph there
+        # fails with "DDP ... set_runtime_stats_and_log") and splits the model at DDP's gradient buckets, so that the
+        # all-reduce of one bucket overlaps the backward of the next (torch's DDPOptimizer).
+        model = torch.compile(model, fullgraph=worker.world == 1)
     optimizer = build_optimizer(checkpointing.unwrap(model), cfg.optim)
     scaler = torch.amp.GradScaler(worker.device.type, enabled=False)  # bf16/fp32: no loss scaling
     if ckpt_dir is not None:
         checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, worker.rank, worker.world)
     return model, optimizer, scaler, position
+
+
+def set_attention(model: torch.nn.Module, fused: bool) -> None:
+    """SDPA (fused) or explicit softmax attention in every attention layer."""
+    from videomae.layers import Attention
+
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.fused = fused
 
 
 class Window:
@@ -296,6 +330,7 @@ class Window:
         self.first_step_s: float | None = None
         self.data: list[list[int]] | None = None  # per rank: the seqs of the last window (rank order)
         self._seqs: list[torch.Tensor] = []
+        self._compute: list[float] = []  # seconds of each train_step (no data wait)
 
     def seen(self, batch: Batch) -> None:
         clips = batch["seq"][batch["repeat"] == 0]  # one row per clip: its repeats share the seq
@@ -307,13 +342,15 @@ class Window:
     def stepped(self, seconds: float) -> None:
         if self.first_step_s is None:
             self.first_step_s = seconds
+        self._compute.append(seconds)
 
     def metrics(self) -> dict[str, float]:
         """Loss, grad norm and throughput since the last report, averaged over workers (every rank calls it)."""
         n = max(len(self.results), 1)
         local = {"loss": sum(r.loss for r in self.results) / n,
                  "grad_norm": sum(r.grad_norm for r in self.results) / n,
-                 "first_step_s": self.first_step_s or 0.0, **self.timer.window()}
+                 "first_step_s": self.first_step_s or 0.0,
+                 "compute_time": sum(self._compute) / max(len(self._compute), 1), **self.timer.window()}
         compiled = _compile_seconds()
         if compiled is not None:
             local["compile_s"] = compiled
@@ -323,7 +360,7 @@ class Window:
         if self.log_data:
             mine = torch.cat(self._seqs) if self._seqs else torch.zeros(0, dtype=torch.int64)
             self.data = gather_objects(mine.tolist())
-        self.results, self._seqs = [], []
+        self.results, self._seqs, self._compute = [], [], []
         return metrics
 
 

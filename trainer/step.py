@@ -60,9 +60,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, compute
         raise NonFiniteLossError(f"{where} at step {step}: stopping. {ADVICE}")
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    max_norm = clip_grad if clip_grad is not None else float("inf")
-    # Over all gradients of the model; FSDP's are sharded DTensors, whose norm clip_grad_norm_ all-reduces.
-    norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm))
+    params = [p for p in model.parameters() if p.grad is not None]
+    # The norm over all gradients of the model (FSDP's are sharded DTensors: the norm is all-reduced), computed once;
+    # the gradients are rescaled only when clipping is on.
+    total = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if clip_grad is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, clip_grad, total)
+    norm = float(total.full_tensor() if hasattr(total, "full_tensor") else total)
     if not math.isfinite(norm):
         raise NonFiniteLossError(f"gradient norm is {norm} at step {step} (loss {value}): stopping. {ADVICE}")
     scaler.step(optimizer)

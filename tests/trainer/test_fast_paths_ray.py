@@ -186,6 +186,8 @@ def test_fsdp_with_grad_checkpointing_matches_ddp_and_resumes(runs):
     assert {r["attempt_start_step"] for r in read_metrics(str(fsdp.run_dir)) if r["step"] > 5} == {4}
     report("loss, FSDP + grad checkpointing vs DDP", rel_diff(losses(fsdp, range(1, 9)), losses(ddp, range(1, 9))),
            LOSS_SAME_MATH)
+    grad = [fsdp.steps()[s]["grad_norm"] for s in range(1, 9)], [ddp.steps()[s]["grad_norm"] for s in range(1, 9)]
+    report("grad norm, FSDP (sharded, all-reduced) vs DDP", rel_diff(*grad), 10 * LOSS_SAME_MATH)
     report("weights at step 8, FSDP vs DDP", weights_rel_diff(weights(fsdp.run_dir), weights(ddp.checkpoints()[8])),
            LOSS_SAME_MATH)
     model = videomae.load_model(fsdp.run_dir / MODEL_SUBDIR)

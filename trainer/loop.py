@@ -4,16 +4,18 @@ A recipe supplies only what is its own, as a `Task` built on each worker: the mo
 is loaded), the loss of one batch, and optionally a validation. The loop owns the rest, in one place:
 
 - driver: `prepare` indexes the shards and derives the run's length (a bad path or an empty split stops the script
-  here, before any worker starts); `fit` connects to Ray, records the resolved config, starts the resumable data
-  stream (trainer/data.py) and a TorchTrainer over `train_worker`, and exports the final model to `<run_dir>/model`.
-- worker: seed -> task -> restore the weights of the checkpoint Ray Train hands back -> wrap (DDP or FSDP through
-  Ray Train, then torch.compile) -> AdamW and its restored state -> per step: lr from the schedule, `train_step`
-  (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a report with a
-  checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
+  here, before any worker starts); `fit` connects to Ray, records the resolved config, starts a TorchTrainer over
+  `train_worker`, raises a non-finite-loss stop, and exports the final model to `<run_dir>/model`.
+- worker: seed -> task -> restore the weights of the checkpoint Ray Train hands back -> attention kernel -> wrap (DDP
+  through Ray Train, or FSDP2 `fully_shard`), then torch.compile -> fused AdamW and its restored state -> this
+  worker's data streams from the checkpoint's position (trainer/data.py `worker_batches`) -> per step: lr from the
+  schedule, `train_step` (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a
+  report with a checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
 
 The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times (STYLE.md
-8), and a run restarted after its last step reports nothing on every rank. Faster paths (bf16 autocast, FSDP,
-torch.compile, gradient checkpointing through the model config) and new jobs plug in here, once, for every recipe.
+8), and a run restarted after its last step reports nothing on every rank. The fast paths (2+ workers, FSDP, bf16
+autocast, torch.compile, gradient checkpointing through the model config) live here, once, for every recipe
+(docs/training.md "Fast paths"); new jobs plug in here too.
 """
 
 from __future__ import annotations

@@ -3,12 +3,18 @@
 A training checkpoint is a Ray Train checkpoint directory (docs/architecture.md "Model directories and checkpoints"):
 
     model/             our model directory (`videomae.modeldir.MODEL_SUBDIR`): `videomae.load_model(ckpt_dir)` works
-    train_state.pt     optimizer, grad scaler and RNG states, and the step
-    position.json      {"step", "samples_seen", "epoch"}: the data position, readable without torch
+    train_state.pt     optimizer state (keyed by parameter name), grad scaler, every worker's RNG states, the step
+    position.json      {"step", "samples_seen", "epoch", "streams"}: the data position, readable without torch
 
-The schedule is a pure function of the step, so its state is the step. `latest_position(run_dir)` reads the position
-of the checkpoint Ray Train will hand back on (re)start, from its checkpoint-manager snapshot, so that the data stream
-and the restored weights agree (trainer/data.py `ResumableDataset`).
+Weights and optimizer state are written whole and by parameter name, whatever the strategy: DDP, FSDP (gathered from
+the shards) and torch.compile write the same files, with no `module.` or `_orig_mod.` prefixes (the reference's
+`--resume` of a compiled run breaks on those), and a run can resume under another strategy. Master weights and
+optimizer state are fp32 under bf16 autocast too.
+
+The schedule is a pure function of the step, so its state is the step. Each worker starts its data streams at the
+position of the checkpoint it restored (trainer/data.py `worker_batches`), so data and weights always agree.
+`latest_position(run_dir)` reads the position of the checkpoint Ray Train will hand back on a (re)start, from its
+checkpoint-manager snapshot, without torch.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import logging
 import random
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,6 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from trainer.collectives import gather_objects
 from videomae import storage
 from videomae.checkpoint import load_strict
 from videomae.modeldir import MODEL_SUBDIR, WEIGHTS_FILE, save_model
@@ -47,40 +55,60 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, fsdp: bool) -> tuple[dict | None, dict]:
-    """Whole (unsharded) model weights (None: take them from the model) and optimizer state; under FSDP every rank
-    must call this (it gathers)."""
-    if fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+@dataclass
+class FullState:
+    """What rank 0 writes: whole weights and optimizer state by parameter name (CPU), and every rank's RNG states."""
 
-        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    return None, optimizer.state_dict()
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng: list[dict[str, Any]]
 
 
-def write_checkpoint(directory: Path, model: torch.nn.Module, model_state: dict | None, optim_state: dict,
-                     scaler: torch.amp.GradScaler | None, step: int, samples_seen: int, epoch: float) -> Path:
-    """Fill `directory` with one training checkpoint (rank 0). `model_state`: gathered FSDP weights, else None."""
-    bare = unwrap(model)
-    if model_state is None:
-        save_model(bare, directory / MODEL_SUBDIR)
-    else:
-        _save_state(bare, model_state, directory / MODEL_SUBDIR)
+def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> FullState:
+    """Gather the training state onto rank 0 (FSDP shards are unsharded; the other ranks get empty dicts). Every rank
+    must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    weights, optim = get_state_dict(unwrap(model), optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return FullState(weights, optim, gather_objects(rng_state()))
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """Per-rank RNGs (drop path, mixup draws), as the reference seeds each process with seed + rank."""
+    torch.manual_seed(seed + rank)
+    np.random.seed(seed + rank)
+    random.seed(seed + rank)
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def write_checkpoint(directory: Path, model: torch.nn.Module, state: FullState, scaler: torch.amp.GradScaler | None,
+                     position: dict[str, Any]) -> Path:
+    """Fill `directory` with one training checkpoint (rank 0): `state` from `full_state`, `position` = position.json
+    (`step`, `samples_seen`, `epoch`, `streams`)."""
+    save_model(unwrap(model), directory / MODEL_SUBDIR, state=state.model)
     torch.save({
-        "optimizer": optim_state,
+        "optimizer": state.optimizer,
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        "step": step,
+        "rng": state.rng,  # one entry per rank
+        "step": position["step"],
     }, directory / STATE_FILE)
-    position = {"step": step, "samples_seen": samples_seen, "epoch": epoch}
     (directory / POSITION_FILE).write_text(json.dumps(position) + "\n")
     return directory
-
-
-def _save_state(bare: torch.nn.Module, state: dict, directory: Path) -> None:
-    # Gathered (FSDP) or plain weights, saved in our model format through a CPU copy of the architecture.
-    clone = type(bare)(bare.cfg)
-    clone.load_state_dict({k: v.detach().cpu() for k, v in state.items()}, strict=True)
-    save_model(clone, directory)
 
 
 def restore_model(directory: str | Path, model: torch.nn.Module) -> dict[str, Any]:
@@ -91,20 +119,26 @@ def restore_model(directory: str | Path, model: torch.nn.Module) -> dict[str, An
 
 
 def restore_optimizer(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler | None, fsdp: bool) -> None:
-    """Optimizer, scaler and RNG states of a training checkpoint (after the optimizer is built on the wrapped model)."""
-    state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
-    if fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+                      scaler: torch.amp.GradScaler | None, rank: int, world: int) -> None:
+    """Optimizer, scaler and this rank's RNG states of a training checkpoint (after the optimizer is built on the
+    wrapped model; FSDP takes its shard of the whole state)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+    state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+    optim = state["optimizer"]
+    if all(isinstance(p, int) for g in optim["param_groups"] for p in g["params"]):
+        optimizer.load_state_dict(optim)  # written by `optimizer.state_dict()` (checkpoints before parameter names)
     else:
-        optimizer.load_state_dict(state["optimizer"])
+        set_optimizer_state_dict(unwrap(model), optimizer, optim, options=StateDictOptions(full_state_dict=True))
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
-    random.setstate(state["rng"]["python"])
+    rng = state["rng"]
+    if isinstance(rng, dict):  # one state for all ranks (older checkpoints)
+        set_rng_state(rng)
+    elif len(rng) == world:
+        set_rng_state(rng[rank])
+    else:
+        log.warning("checkpoint has RNG states of %d workers, this run has %d: fresh per-rank RNG", len(rng), world)
 
 
 def report_checkpoint(metrics: dict, write) -> None:

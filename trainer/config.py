@@ -65,6 +65,12 @@ class DataSection(_Section):
     frame_step: int = Field(1, ge=1)
     # Multi-scale crop (the reference's GroupMultiScaleCrop scales), then resize to the model's input size.
     scales: list[float] = Field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])
+    # Read streams the global batch is drawn from (default: scaling.num_workers). Each epoch's sample order is cut into
+    # this many contiguous parts; stream i reads part i of every epoch, and each step takes global batch / streams
+    # clips from every stream. Worker w reads streams w*k .. w*k+k-1 (k = streams / num_workers), so a sample is read by
+    # one worker only, and the data of a step does not depend on the worker count: 1 worker with 2 streams and a batch
+    # of 2b sees what 2 workers of batch b see. Keep it when changing num_workers to continue a run's order exactly.
+    streams: int | None = Field(None, ge=1)
     # Shuffle window: each read task reads this many chunks (Parquet row groups) and shuffles their rows together,
     # every video's first clip before any second one. One chunk holds all clips of a few videos; batches cut from a
     # single chunk put clips of one video side by side (trainer/plan.py).
@@ -100,7 +106,13 @@ class ModelSection(_Section):
     # Any architecture field of videomae.VideoMAEConfig (drop_path_rate, num_frames, ...).
     overrides: dict[str, Any] = Field(default_factory=dict)
     grad_checkpointing: bool = False  # the reference's `--with_checkpoint` (H and g)
-    compile: bool = False  # torch.compile the model on the worker
+    # torch.compile the model on the worker (inductor; fullgraph on one worker: the masked model is one graph; with
+    # the DDP/FSDP wrapper on several). The first step pays the compilation (`compile_s` in the metrics), and so does
+    # every restart.
+    compile: bool = False
+    # Attention kernel: "sdpa" (F.scaled_dot_product_attention), "explicit" (softmax(q k^T) v, the reference's), or
+    # "auto": explicit on CPU under bf16 autocast (1.18x faster there, docs/model.md), SDPA everywhere else.
+    attention: Literal["auto", "sdpa", "explicit"] = "auto"
     # Post-pre-training / fine-tuning / evaluation: weights to start from (our dir, a Ray checkpoint dir or a .pth).
     init_from: Location | None = None
 
@@ -138,8 +150,11 @@ class ScalingSection(_Section):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
-    strategy: Literal["ddp", "fsdp"] = "ddp"  # fsdp shards parameters/optimizer state (large presets)
-    # bf16 autocast on GPU, fp32 on CPU ("auto"), or forced.
+    # ddp: DistributedDataParallel (Ray Train's prepare_model); fsdp: FSDP2 (`fully_shard` on every transformer block,
+    # then the model): parameters, gradients and optimizer state sharded over the workers (large presets).
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    # bf16 autocast on GPU, fp32 on CPU ("auto"), or forced (bf16 autocast also runs on CPU). Weights and optimizer
+    # state stay fp32 either way.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
 
@@ -171,6 +186,9 @@ class EvalSection(_Section):
 class DebugSection(_Section):
     # For the fault-tolerance test only: the worker kills its own process at this step, on the first attempt.
     fail_at_step: int | None = Field(None, ge=1)
+    # Write the data position of every clip each worker trained on (its `seq`, per report window and rank) to
+    # <run_dir>/data_log.jsonl: proof that workers read disjoint shares and a restart skips or repeats nothing.
+    log_data: bool = False
 
 
 class _Recipe(_Section):
@@ -187,10 +205,25 @@ class _Recipe(_Section):
         return self.data.batch_size * self.scaling.num_workers
 
     @property
+    def streams(self) -> int:
+        """Read streams of the data order (trainer/data.py): `data.streams`, default one per worker."""
+        return self.data.streams or self.scaling.num_workers
+
+    @property
     def lr_scale(self) -> float:
         # The reference (run_mae_pretraining.py, run_class_finetuning.py) scales lr, min_lr and warmup_lr by
         # batch_size * world_size / 256, counting videos, not the num_sample repeats.
         return self.global_batch / 256 if self.optim.scale_lr else 1.0
+
+    @model_validator(mode="after")
+    def _check_streams(self) -> _Recipe:
+        s, w = self.streams, self.scaling.num_workers
+        if s % w:
+            raise ValueError(f"data.streams: {s} streams cannot be shared evenly by {w} workers")
+        if self.global_batch % s:
+            raise ValueError(f"data.streams: a global batch of {self.global_batch} clips (data.batch_size x "
+                             f"scaling.num_workers) cannot be drawn evenly from {s} streams")
+        return self
 
     @model_validator(mode="after")
     def _check_architecture(self) -> _Recipe:

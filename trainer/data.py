@@ -1,9 +1,13 @@
 """The training data path on Ray Data: clip shards -> JPEG decode -> augmentation -> repeats with masks -> batches.
 
-    range(units) --read_units--> clip rows (frames as JPEG, label, seq) --decode_batch--> samples --> workers
+    range(pieces) --read_units--> clip rows (frames as JPEG, label, seq) --decode_batch--> samples --> one worker
 
-- `read_units` reads one unit (a few Parquet row groups) in the plan's seeded row order across them (trainer/plan.py)
-  and tags every row with its global sequence number `seq`, the data position.
+- Every worker reads its own streams of the plan's order (trainer/plan.py `stream_pieces`), one Ray Dataset per
+  stream, started in the worker at the position of the checkpoint it restored (`worker_batches`): a sample is read by
+  exactly one worker, a step's global batch does not depend on the number of workers, and a restart neither repeats
+  nor skips a sample.
+- `read_units` reads one piece of a unit (a few Parquet row groups) in the plan's seeded row order across them and tags
+  every row with its global sequence number `seq`, its place in the order.
 - `decode_batch` decodes the JPEG frames and makes `num_sample` training samples per clip (the reference's repeated
   augmentation, `--num_sample`): each with its own multi-scale crop and, for pre-training, its own encoder/decoder
   masks. All randomness comes from `numpy.random.default_rng([seed, seq, repeat])`, so a sample is the same whichever
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +31,7 @@ import pyarrow.parquet as pq
 import torch
 
 from trainer.config import DataSection, PostpretrainConfig, PretrainConfig
-from trainer.plan import EpochPlan
+from trainer.plan import EpochPlan, Piece
 from videomae import storage
 from videomae.augment import train_clip
 from videomae.masks import MaskingConfig, sample_masks
@@ -72,12 +77,12 @@ def select_frames(frames: list[bytes], num_frames: int, frame_step: int) -> list
     return picked + [picked[-1]] * (num_frames - len(picked))
 
 
-def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, skip: int) -> pa.Table:
-    """Run units (offsets from `first_unit`) -> their clip rows in plan order, with `seq`. The first unit of the run
-    drops its first `skip` rows: they were consumed before the checkpoint this run resumes from."""
+def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, pieces: tuple[Piece, ...]) -> pa.Table:
+    """Pieces (indices into `pieces`) -> their clip rows in plan order, with `seq`."""
     tables = []
-    for offset in batch["id"]:
-        u = first_unit + int(offset)
+    for i in batch["id"]:
+        piece = pieces[int(i)]
+        u = piece.unit
         unit = plan.unit(u)
         parts = []
         for chunk in unit.chunks:
@@ -88,9 +93,7 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, first_unit: int, s
         t = pa.concat_tables(parts).take(pa.array(unit.order))
         base = plan.unit_base(u)
         t = t.append_column("seq", pa.array(np.arange(base, base + t.num_rows), type=pa.int64()))
-        if u == first_unit and skip:
-            t = t.slice(skip)
-        tables.append(t)
+        tables.append(t.slice(piece.start, piece.stop - piece.start))
     return pa.concat_tables(tables)
 
 
@@ -128,17 +131,16 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
     return out
 
 
-def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: int, *, batch_size: int,
-                  cpus_per_task: float = 1.0, max_tasks: int | None = None, buffer_mb: int = 1024):
-    """The Ray Dataset of samples for data positions [start_seq, end_seq) (a little more at the chunk edges)."""
+def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, batch_size: int, stream: int = 0,
+                  streams: int = 1, cpus_per_task: float = 1.0, max_tasks: int | None = None, buffer_mb: int = 1024):
+    """The Ray Dataset of the samples at positions [start, end) of stream `stream` of `streams` (one stream: the
+    plan's order itself, positions = seqs)."""
     import ray.data
     from ray.data import ExecutionResources
 
-    first_unit, skip, _ = plan.locate(start_seq)
-    last_unit, _, _ = plan.locate(max(end_seq - 1, start_seq))
-    n_units = last_unit - first_unit + 1
-    ds = ray.data.range(n_units, override_num_blocks=min(n_units, 200))
-    ds = ds.map_batches(functools.partial(read_units, plan=plan, first_unit=first_unit, skip=skip), batch_size=1,
+    pieces = tuple(plan.stream_pieces(stream, streams, start, end - start))
+    ds = ray.data.range(len(pieces), override_num_blocks=min(len(pieces), 200))
+    ds = ds.map_batches(functools.partial(read_units, plan=plan, pieces=pieces), batch_size=1,
                         batch_format="numpy", num_cpus=min(cpus_per_task, 0.5), concurrency=max_tasks)
     ds = ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=batch_size, batch_format="pyarrow",
                         num_cpus=cpus_per_task, concurrency=max_tasks)
@@ -146,30 +148,28 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start_seq: int, end_seq: in
     # (and node memory) far beyond the few batches the trainer needs.
     ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
         object_store_memory=buffer_mb * 1024 * 1024)
-    # Ray Train executes this dataset in its own process, with this context (not the driver's): no per-operator
-    # progress bars there, whose terminal escapes filled job logs; the loop logs its own progress.
-    ds.context.enable_progress_bars = False
+    # Pieces in order (a seeded run sees the same first batch; a resume continues the same sequence), whichever task
+    # finishes first. Set on the dataset: a worker's own DataContext is not the driver's.
+    ds.context.execution_options.preserve_order = True
+    ds.context.enable_progress_bars = False  # the trainer logs its own progress (trainer/metrics.py)
     return ds
 
 
-@dataclass
-class ResumableDataset:
-    """A dataset factory for TorchTrainer(datasets={"train": ...}). Ray Train V2 calls it each time it starts a
-    worker group (first start, and every restart after a worker failure), so the stream begins at the data position of
-    the checkpoint the workers will restore: the position continues instead of restarting."""
-
-    plan: EpochPlan
-    spec: SampleSpec
-    run_dir: str
-    end_seq: int
-    data: DataSection  # batch size and the Ray Data limits
-    run_options: dict = field(default_factory=dict)  # storage options of the run directory
-
-    def __call__(self):
-        from trainer.checkpointing import latest_position
-
-        start = latest_position(self.run_dir, self.run_options).get("samples_seen", 0)
-        log.info("data stream starts at position %d of %d", start, self.end_seq)
-        d = self.data
-        return build_dataset(self.plan, self.spec, start, self.end_seq, batch_size=d.batch_size,
-                             cpus_per_task=d.cpus_per_task, max_tasks=d.max_tasks, buffer_mb=d.buffer_mb)
+def worker_batches(plan: EpochPlan, spec: SampleSpec, data: DataSection, *, streams: int, rank: int, world: int,
+                   samples_seen: int, samples_end: int, prefetch: int) -> Iterator[dict[str, torch.Tensor]]:
+    """This worker's batches from the data position `samples_seen` (clips consumed by all workers) up to
+    `samples_end`: its streams (`streams / world` of them), each read from its own position (`samples_seen / streams`
+    clips into it), their shares of each step's global batch concatenated in stream order."""
+    per_worker = streams // world
+    share = data.batch_size // per_worker  # clips per stream per step
+    start, end = samples_seen // streams, samples_end // streams
+    iterators = [
+        build_dataset(plan, spec, start, end, batch_size=share, stream=s, streams=streams,
+                      cpus_per_task=data.cpus_per_task, max_tasks=data.max_tasks, buffer_mb=data.buffer_mb)
+        .iter_torch_batches(batch_size=share * data.num_sample, drop_last=True, prefetch_batches=prefetch)
+        for s in range(rank * per_worker, (rank + 1) * per_worker)]
+    if len(iterators) == 1:
+        yield from iterators[0]
+        return
+    for parts in zip(*iterators, strict=False):
+        yield {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

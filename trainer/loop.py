@@ -4,16 +4,18 @@ A recipe supplies only what is its own, as a `Task` built on each worker: the mo
 is loaded), the loss of one batch, and optionally a validation. The loop owns the rest, in one place:
 
 - driver: `prepare` indexes the shards and derives the run's length (a bad path or an empty split stops the script
-  here, before any worker starts); `fit` connects to Ray, records the resolved config, starts the resumable data
-  stream (trainer/data.py) and a TorchTrainer over `train_worker`, and exports the final model to `<run_dir>/model`.
-- worker: seed -> task -> restore the weights of the checkpoint Ray Train hands back -> wrap (DDP or FSDP through
-  Ray Train, then torch.compile) -> AdamW and its restored state -> per step: lr from the schedule, `train_step`
-  (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a report with a
-  checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
+  here, before any worker starts); `fit` connects to Ray, records the resolved config, starts a TorchTrainer over
+  `train_worker`, raises a non-finite-loss stop, and exports the final model to `<run_dir>/model`.
+- worker: seed -> task -> restore the weights of the checkpoint Ray Train hands back -> attention kernel -> wrap (DDP
+  through Ray Train, or FSDP2 `fully_shard`), then torch.compile -> fused AdamW and its restored state -> this
+  worker's data streams from the checkpoint's position (trainer/data.py `worker_batches`) -> per step: lr from the
+  schedule, `train_step` (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a
+  report with a checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
 
-The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times,
-and a run restarted after its last step reports nothing on every rank. Faster paths (bf16 autocast, FSDP,
-torch.compile, gradient checkpointing through the model config) and new jobs plug in here, once, for every recipe.
+The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times, and a run
+restarted after its last step reports nothing on every rank. The fast paths (2+ workers, FSDP, bf16 autocast,
+torch.compile, gradient checkpointing through the model config) live here, once, for every recipe (docs/training.md
+"Fast paths"); new jobs plug in here too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import logging
 import math
 import os
@@ -34,16 +37,18 @@ from typing import Any
 import torch
 
 from trainer import checkpointing
+from trainer.collectives import gather_objects, mean_across_workers, world
 from trainer.config import ConfigError, load_config
-from trainer.data import ResumableDataset, SampleSpec
+from trainer.data import SampleSpec, worker_batches
 from trainer.metrics import MetricsSink, StepTimer
 from trainer.optim import Schedule, build_optimizer, set_lr, warmup_problem
 from trainer.plan import EpochPlan, ShardIndex
-from trainer.step import Precision, StepResult, train_step
+from trainer.step import NonFiniteLossError, Precision, StepResult, train_step
 from videomae import storage
 
 log = logging.getLogger("trainer")
 FAIL_MARKER = ".debug_failed_once"
+STOP_FILE = "stopped.json"  # written by rank 0 when a non-finite loss stops the run; fit() raises its reason
 
 Batch = dict[str, torch.Tensor]
 
@@ -119,15 +124,9 @@ def validate_or_exit(build: Callable[[], Any]) -> Any:
 def connect_ray() -> None:
     """`RAY_ADDRESS` (set by `ray job submit`) selects a cluster; without it a local Ray starts in-process."""
     import ray
-    from ray.data import DataContext
 
     if not ray.is_initialized():
         ray.init(log_to_driver=True)
-    # Deterministic block order: a seeded run sees the same first batch, and a resume continues the same sequence.
-    ctx = DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    # Per-operator progress bars flood job logs; the trainer logs its own progress (trainer/metrics.py).
-    ctx.enable_progress_bars = False
 
 
 def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tuple[EpochPlan, Length]:
@@ -135,6 +134,8 @@ def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tup
     run's length: `optim.max_steps`, else `optim.epochs` over the data."""
     index = ShardIndex.build(cfg.data.paths, cfg.data.split, sources, labeled, cfg.data.storage_options)
     plan = EpochPlan(index, cfg.run.seed, cfg.data.weights, cfg.data.chunks_per_unit)
+    if plan.mean_epoch_length < cfg.streams:
+        raise ValueError(f"data.streams: {cfg.streams} streams over an epoch of {plan.mean_epoch_length} clips")
     steps_per_epoch = max(1, plan.mean_epoch_length // cfg.global_batch)
     total = cfg.optim.max_steps or math.ceil(cfg.optim.epochs * steps_per_epoch)
     problem = warmup_problem(cfg.optim, total, steps_per_epoch)
@@ -148,19 +149,24 @@ def fit(cfg, make_task: MakeTask, plan: EpochPlan, length: Length, info: dict | 
     connect_ray()
     run = cfg.run
     checkpointing.save_resolved_config(run.run_dir, cfg.model_dump(mode="json"), run.storage_options)
-    dataset = ResumableDataset(plan, SampleSpec.from_config(cfg), run.run_dir, length.total_steps * cfg.global_batch,
-                               cfg.data, run.storage_options)
+    stop_file = storage.join(run.run_dir, STOP_FILE)
+    if storage.exists(stop_file, run.storage_options):  # a rerun after a stop (lower lr ...): resume, forget the stop
+        storage.remove(stop_file, run.storage_options)
     loop_config = {"config": cfg.model_dump(mode="json"), "length": asdict(length), "info": info or {}}
-    worker_loop = functools.partial(train_worker, make_task, type(cfg))
-    result = torch_trainer(worker_loop, loop_config, cfg, datasets={"train": dataset}).fit()
+    # Every worker reads its own streams of the plan, from the position of the checkpoint it restores (trainer/data.py).
+    worker_loop = functools.partial(train_worker, make_task, type(cfg), plan)
+    result = torch_trainer(worker_loop, loop_config, cfg).fit()
     if result.error:
         raise result.error
+    stopped = storage.read_text_or_none(stop_file, run.storage_options)
+    if stopped:
+        raise NonFiniteLossError(json.loads(stopped)["reason"])
     exported = checkpointing.export_model(run.run_dir, result.checkpoint.path, run.storage_options)
     log.info("done: final metrics %s; model exported to %s", result.metrics, exported)
     return result
 
 
-def torch_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg, datasets: dict | None = None):
+def torch_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg):
     """A TorchTrainer from the recipe's `scaling` and `run` sections (same name + storage = resume)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -173,53 +179,86 @@ def torch_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg
     run_config = RunConfig(name=run.name, storage_path=path, storage_filesystem=filesystem,
                            failure_config=FailureConfig(max_failures=run.max_failures),
                            checkpoint_config=CheckpointConfig(num_to_keep=run.keep_checkpoints))
-    return TorchTrainer(loop, train_loop_config=loop_config, run_config=run_config, datasets=datasets,
+    return _trainer_class(TorchTrainer)(loop, train_loop_config=loop_config, run_config=run_config,
                         scaling_config=ScalingConfig(num_workers=s.num_workers, use_gpu=s.use_gpu,
                                                      resources_per_worker=resources),
                         torch_config=TorchConfig(backend="nccl" if s.use_gpu else "gloo"))
 
 
+def _trainer_class(torch_trainer_cls: type) -> type:
+    """TorchTrainer without Ray Train's PlacementGroupCleaner. Ray 2.60's cleaner (a detached actor that removes the
+    run's placement group once the controller is dead) asks the State API whether the controller lives, and takes an
+    actor the API did not return for a dead one: on a loaded 2-core machine it removed a live run's placement group at
+    worker-group start ("Detected that the Ray Train controller actor (...) is dead. Cleaning up placement group",
+    then ControllerError "Destroying worker since its placement group was removed"; ray-project/ray#65447 review
+    notes the same false death). Without it the placement group lives as long as the job's driver, as before Ray
+    added the cleaner."""
+
+    class Trainer(torch_trainer_cls):
+        def _create_default_callbacks(self):
+            return [c for c in super()._create_default_callbacks()
+                    if type(c).__name__ != "PlacementGroupCleanerCallback"]
+
+    return Trainer
+
+
 # ------------------------------------------------------------------------------------------------ workers
-def train_worker(make_task: MakeTask, config_type: type, loop_config: dict) -> None:
+def train_worker(make_task: MakeTask, config_type: type, plan: EpochPlan, loop_config: dict) -> None:
     """The loop on one Ray Train worker (TorchTrainer's train_loop_per_worker)."""
     import ray.train
     import ray.train.torch
 
     cfg = config_type.model_validate(loop_config["config"])
     length = Length(**loop_config["length"])
-    total = length.total_steps
     ctx = ray.train.get_context()
     worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
     setup_logging()
     torch.manual_seed(cfg.run.seed)  # the same init on every rank, then the checkpoint's weights if this run resumes
     task = make_task(cfg, loop_config["info"], worker)
-    model, optimizer, scaler, position = _setup(task.model, cfg, worker.device)
-    step = start = position["step"]
-    if step >= total:  # restarted after its last checkpoint: nothing left to train (no report, on every rank)
-        log.info("run already complete at step %d of %d", step, total)
+    checkpointing.seed_rank(cfg.run.seed, worker.rank)  # own drop-path/mixup draws per rank; a checkpoint restores its
+    model, optimizer, scaler, position = _setup(task.model, cfg, worker)
+    if position["step"] >= length.total_steps:  # restarted after its last checkpoint: nothing left (no report anywhere)
+        log.info("run already complete at step %d of %d", position["step"], length.total_steps)
         return
+    if position.get("streams", 1) != cfg.streams and position["step"]:
+        log.warning("data.streams is %d, the checkpoint's run read %d: the current epoch's samples are re-dealt, so a "
+                    "few may be repeated or skipped until it ends", cfg.streams, position.get("streams", 1))
+    end = position["samples_seen"] + (length.total_steps - position["step"]) * cfg.global_batch
+    batches = worker_batches(plan, SampleSpec.from_config(cfg), cfg.data, streams=cfg.streams, rank=worker.rank,
+                             world=worker.world, samples_seen=position["samples_seen"], samples_end=end,
+                             prefetch=cfg.data.prefetch_batches)
+    log.info("worker %d of %d: step %d, data position %d, streams %s", worker.rank, worker.world, position["step"],
+             position["samples_seen"], _streams_of(cfg.streams, worker))
+    _run(task, model, optimizer, scaler, batches, cfg, length, worker, position)
+
+
+def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, worker: Worker, position: dict) -> None:
+    """Steps and the report/checkpoint rhythm, from the restored position to the end (or a non-finite loss)."""
+    import ray.train
+
+    step = start = position["step"]
+    samples_seen, total = position["samples_seen"], length.total_steps
     precision = Precision.resolve(cfg.scaling.precision, worker.device)
     schedule = Schedule.from_config(cfg.optim, cfg.lr_scale, total, length.steps_per_epoch)
     sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if worker.rank == 0 else None
-    timer, results, first_seq = StepTimer(), [], None
+    window = Window(worker, StepTimer(), cfg.debug.log_data)
     tokens_per_clip = checkpointing.unwrap(model).cfg.num_patches
-    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=cfg.data.batch_size * cfg.data.num_sample, drop_last=True,
-        prefetch_batches=cfg.data.prefetch_batches)
     model.train()
     for batch in batches:
-        if step >= total:
-            break
-        if first_seq is None:
-            first_seq = int(batch["seq"].min())
-            if worker.world == 1 and first_seq != position["samples_seen"]:
-                log.warning("data stream starts at %d, checkpoint position is %d", first_seq, position["samples_seen"])
+        window.seen(batch)
         batch = {k: v.to(worker.device, non_blocking=True) for k, v in batch.items()}
         set_lr(optimizer, schedule(step))
-        results.append(train_step(model, optimizer, functools.partial(task.loss, model, batch), precision, scaler,
-                                  cfg.optim.clip_grad, step))
+        t0 = time.perf_counter()
+        try:
+            window.results.append(train_step(model, optimizer, functools.partial(task.loss, model, batch), precision,
+                                             scaler, cfg.optim.clip_grad, step + 1))
+        except NonFiniteLossError as e:  # every rank sees it at the same step (train_step agrees across workers)
+            _stop(cfg, worker, sink, step + 1, f"{e}. {_resume_hint(position)}")
+            return
+        window.stepped(time.perf_counter() - t0)
         step += 1
-        timer.tick(len(batch["clip"]), len(batch["clip"]) * tokens_per_clip)
+        samples_seen += cfg.global_batch
+        window.timer.tick(len(batch["clip"]), len(batch["clip"]) * tokens_per_clip)
         _maybe_fail(cfg, step, worker.rank)
 
         last = step == total
@@ -227,27 +266,32 @@ def train_worker(make_task: MakeTask, config_type: type, loop_config: dict) -> N
         saving = step % cfg.run.checkpoint_every == 0 or last
         if step % cfg.run.log_every and not saving and not validating:
             continue
-        metrics, results = _window(results, timer, worker), []
-        samples_seen = step * cfg.global_batch
+        metrics = window.metrics()
         metrics.update(lr=schedule(step - 1), step=step, samples_seen=samples_seen,
-                       epoch=samples_seen / length.epoch_length, attempt_start_step=start, attempt_first_seq=first_seq)
+                       epoch=samples_seen / length.epoch_length, attempt_start_step=start,
+                       attempt_first_seq=window.first_seq)
         if validating:
             metrics.update(task.validate(model))
         if sink is not None:
             sink.log(step, metrics)
+            if window.data is not None:
+                sink.log_data(step, start, window.data)
         if not saving:
             ray.train.report(metrics)
             continue
-        model_state, optim_state = checkpointing.full_state(model, optimizer, cfg.scaling.strategy == "fsdp")
-        write = None if worker.rank else functools.partial(
-            checkpointing.write_checkpoint, model=model, model_state=model_state, optim_state=optim_state,
-            scaler=scaler, step=step, samples_seen=samples_seen, epoch=metrics["epoch"])
+        state = checkpointing.full_state(model, optimizer)
+        where = {"step": step, "samples_seen": samples_seen, "epoch": metrics["epoch"], "streams": cfg.streams}
+        write = None if worker.rank else functools.partial(checkpointing.write_checkpoint, model=model, state=state,
+                                                           scaler=scaler, position=where)
         checkpointing.report_checkpoint(metrics, write)
+        position = where
     if sink is not None:
         sink.close()
+    if step < total:
+        raise RuntimeError(f"the data stream ended at step {step} of {total}")
 
 
-def _setup(model: torch.nn.Module, cfg, device: torch.device):
+def _setup(model: torch.nn.Module, cfg, worker: Worker):
     """Restore -> wrap -> compile -> optimizer (+ restored state): (model, optimizer, scaler, position)."""
     import ray.train
 
@@ -256,26 +300,109 @@ def _setup(model: torch.nn.Module, cfg, device: torch.device):
     # without a path left a full copy in /tmp/checkpoint_tmp_* on every restart).
     with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext() as ckpt_dir:
         position = checkpointing.restore_model(ckpt_dir, model) if ckpt_dir else {"step": 0, "samples_seen": 0}
-        model = wrap_model(model, cfg.scaling.strategy)
+        precision = Precision.resolve(cfg.scaling.precision, worker.device)
+        explicit = cfg.model.attention == "explicit" or (
+            cfg.model.attention == "auto" and precision.bf16 and worker.device.type == "cpu")
+        set_attention(model, fused=not explicit)
+        model = wrap_model(model, cfg.scaling.strategy, worker.device)
         if cfg.model.compile:
-            model = torch.compile(model)
+            # On one worker the model is one graph (fullgraph: a graph break is an error, not a slow step). Wrapped by
+            # DDP or FSDP it is compiled with the wrapper: Dynamo breaks the graph in DDP's own `_pre_forward`
+            # (fullgraph there fails with "DDP ... set_runtime_stats_and_log") and splits the model at DDP's gradient
+            # buckets, so that the all-reduce of one bucket overlaps the backward of the next (torch's DDPOptimizer).
+            model = torch.compile(model, fullgraph=worker.world == 1)
         optimizer = build_optimizer(checkpointing.unwrap(model), cfg.optim)
-        scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16/fp32: no loss scaling
+        scaler = torch.amp.GradScaler(worker.device.type, enabled=False)  # bf16/fp32: no loss scaling
         if ckpt_dir is not None:
-            checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, cfg.scaling.strategy == "fsdp")
+            checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, worker.rank, worker.world)
     return model, optimizer, scaler, position
 
 
-def _window(results: list[StepResult], timer: StepTimer, worker: Worker) -> dict[str, float]:
-    """Loss, grad norm and throughput since the last report, averaged over workers (every rank calls it)."""
-    n = max(len(results), 1)
-    local = {"loss": sum(r.loss for r in results) / n, "grad_norm": sum(r.grad_norm for r in results) / n,
-             **timer.window()}
-    metrics = mean_across_workers(local, worker.device)
-    metrics["clips_per_s"] *= worker.world  # throughput of the whole run, not one worker
-    metrics["tokens_per_s"] *= worker.world
-    return metrics
+def set_attention(model: torch.nn.Module, fused: bool) -> None:
+    """SDPA (fused) or explicit softmax attention in every attention layer."""
+    from videomae.layers import Attention
 
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.fused = fused
+
+
+class Window:
+    """What the loop gathers between two reports: step results, throughput, the first step's time (compilation
+    included), and with `debug.log_data` the data position of every clip each rank trained on."""
+
+    def __init__(self, worker: Worker, timer: StepTimer, log_data: bool):
+        self.worker, self.timer, self.log_data = worker, timer, log_data
+        self.results: list[StepResult] = []
+        self.first_seq: int | None = None
+        self.first_step_s: float | None = None
+        self.data: list[list[int]] | None = None  # per rank: the seqs of the last window (rank order)
+        self._seqs: list[torch.Tensor] = []
+        self._compute: list[float] = []  # seconds of each train_step (no data wait)
+
+    def seen(self, batch: Batch) -> None:
+        clips = batch["seq"][batch["repeat"] == 0]  # one row per clip: its repeats share the seq
+        if self.first_seq is None:
+            self.first_seq = int(clips.min())
+        if self.log_data:
+            self._seqs.append(clips)
+
+    def stepped(self, seconds: float) -> None:
+        if self.first_step_s is None:
+            self.first_step_s = seconds
+        self._compute.append(seconds)
+
+    def metrics(self) -> dict[str, float]:
+        """Loss, grad norm and throughput since the last report, averaged over workers (every rank calls it)."""
+        n = max(len(self.results), 1)
+        local = {"loss": sum(r.loss for r in self.results) / n,
+                 "grad_norm": sum(r.grad_norm for r in self.results) / n,
+                 "first_step_s": self.first_step_s or 0.0,
+                 "compute_time": sum(self._compute) / max(len(self._compute), 1), **self.timer.window()}
+        compiled = _compile_seconds()
+        if compiled is not None:
+            local["compile_s"] = compiled
+        metrics = mean_across_workers(local, self.worker.device)
+        metrics["clips_per_s"] *= self.worker.world  # throughput of the whole run, not one worker
+        metrics["tokens_per_s"] *= self.worker.world
+        if self.log_data:
+            mine = torch.cat(self._seqs) if self._seqs else torch.zeros(0, dtype=torch.int64)
+            self.data = gather_objects(mine.tolist())
+        self.results, self._seqs, self._compute = [], [], []
+        return metrics
+
+
+def _compile_seconds() -> float | None:
+    """Seconds torch.compile has spent in this process (Dynamo's own timer), None without compilation."""
+    try:
+        from torch._dynamo.utils import calculate_time_spent
+
+        spent = calculate_time_spent().get("total_wall_time", 0.0)
+    except Exception:  # a private API: without it the first step's time still shows the cost
+        return None
+    return float(spent) if spent else None
+
+
+def _streams_of(streams: int, worker: Worker) -> list[int]:
+    k = streams // worker.world
+    return list(range(worker.rank * k, (worker.rank + 1) * k))
+
+
+def _resume_hint(position: dict) -> str:
+    if position["step"] == 0:
+        return "No checkpoint was written yet"
+    return (f"The weights were not updated; the last checkpoint (step {position['step']}) is intact: rerun with the "
+            "same run.name and run.storage_path to resume from it")
+
+
+def _stop(cfg, worker: Worker, sink: MetricsSink | None, step: int, message: str) -> None:
+    """A non-finite loss: every rank leaves the loop at the same step; rank 0 records why (the driver raises it)."""
+    log.error("worker %d: %s", worker.rank, message)
+    if sink is not None:
+        sink.log(step, {"stopped": message})
+        sink.close()
+        storage.write_text(storage.join(cfg.run.run_dir, STOP_FILE), json.dumps({"step": step, "reason": message}),
+                           cfg.run.storage_options)
 
 def _maybe_fail(cfg, step: int, rank: int) -> None:
     """Testing only (`debug.fail_at_step`): kill this worker process once, to exercise restart-from-checkpoint."""
@@ -298,35 +425,24 @@ def _maybe_fail(cfg, step: int, rank: int) -> None:
     os._exit(1)
 
 
-def wrap_model(model: torch.nn.Module, strategy: str) -> torch.nn.Module:
-    """DDP (or FSDP for the large presets) through Ray Train; moves the model to the worker's device."""
+def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> torch.nn.Module:
+    """Move the model to the worker's device and wrap it: DDP through Ray Train's `prepare_model`, or FSDP2.
+
+    FSDP is FSDP2's `fully_shard`, on every transformer block and then the whole model (the torchtitan layout), not
+    Ray Train's `prepare_model(parallel_strategy="fsdp")`: that is FSDP1 as one flat unit (whole weights gathered for
+    the whole forward), and both Ray 2.60 ("FSDP is only available with GPU-enabled training") and torch 2.14's FSDP1
+    ("FSDP needs a non-CPU accelerator device") refuse it on CPU. fully_shard runs on CPU/gloo as on GPU/NCCL, so the
+    tests execute the path clusters use. Parameter names are unchanged (optimizer groups, checkpoints)."""
     import ray.train.torch
 
-    kwargs = {"use_orig_params": True} if strategy == "fsdp" else {}  # per-parameter wd/lr groups need orig params
-    return ray.train.torch.prepare_model(model, parallel_strategy=strategy, parallel_strategy_kwargs=kwargs)
+    if strategy != "fsdp" or world() == 1:
+        return ray.train.torch.prepare_model(model, parallel_strategy="ddp")
+    from torch.distributed.fsdp import fully_shard
 
+    from videomae.layers import Block
 
-def mean_across_workers(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Average scalar metrics over all workers (every rank must call it)."""
-    if _world() == 1:
-        return values
-    keys = sorted(values)
-    summed = sum_across_workers([float(values[k]) for k in keys], device)
-    return {k: v / _world() for k, v in zip(keys, summed, strict=True)}
-
-
-def sum_across_workers(values: list[float], device: torch.device) -> list[float]:
-    """Sums over all workers (every rank must call it)."""
-    import torch.distributed as dist
-
-    if _world() == 1:
-        return values
-    t = torch.tensor(values, device=device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _world() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    model = model.to(device)
+    for block in [m for m in model.modules() if isinstance(m, Block)]:
+        fully_shard(block)
+    fully_shard(model)
+    return model

@@ -1,6 +1,7 @@
 """Training metrics: step timing and throughput, and where they go (rank 0 only): the console with progress and an
 ETA, TensorBoard (`<run_dir>/tensorboard`, or a local folder for remote storage), and `<run_dir>/metrics.jsonl`
-(one JSON object per logged step: what tests and notebooks read back).
+(one JSON object per logged step: what tests and notebooks read back). With `debug.log_data`, `data_log.jsonl` beside
+it records the data position (`seq`) of every clip each rank trained on, per report window.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from videomae import storage
 
 log = logging.getLogger("trainer")
+DATA_LOG = "data_log.jsonl"
 
 
 class StepTimer:
@@ -51,6 +53,7 @@ class MetricsSink:
         root = storage.local_path(run_dir) if local else Path(os.path.expanduser("~/videomae_runs_local"))
         root.mkdir(parents=True, exist_ok=True)
         self.jsonl = root / "metrics.jsonl"
+        self.data_jsonl = root / DATA_LOG
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -73,6 +76,11 @@ class MetricsSink:
         shown = "  ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
         log.info("[%s %d/%d %.0f%% eta %s] %s", prefix, step, self.total_steps, 100 * step / self.total_steps,
                  _duration(eta), shown)
+
+    def log_data(self, step: int, attempt_start_step: int, seqs_per_rank: list[list[int]]) -> None:
+        """The clips (their `seq`) each rank trained on since the last report, ending at `step`."""
+        with self.data_jsonl.open("a") as fh:
+            fh.write(json.dumps({"step": step, "attempt_start_step": attempt_start_step, "seqs": seqs_per_rank}) + "\n")
 
     def close(self) -> None:
         if self.writer is not None:
@@ -100,3 +108,11 @@ def read_metrics(run_dir: str, split: str = "train") -> list[dict]:
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r.get("split") == split]
+
+
+def read_data_log(run_dir: str) -> list[dict]:
+    """Every row of a run's data log (all attempts), in order: {"step", "attempt_start_step", "seqs": per rank}."""
+    path = storage.local_path(run_dir) / DATA_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -12,9 +12,16 @@ Mixing: each dataset i contributes `k_i` chunks per epoch, `k_i` proportional to
 from its own endless stream of per-cycle chunk permutations; the epoch interleaves all chosen chunks in a seeded
 order. With one dataset and no weights an epoch is exactly one pass over the data.
 
-Every sample has a global sequence number `seq` (0, 1, 2, ...: the data position). `locate(seq)` finds the chunk that
-holds it, so a resumed run starts reading at its checkpoint's position instead of from the beginning; nothing here
+Every sample has a global sequence number `seq` (0, 1, 2, ...: its place in this order). `locate(seq)` finds the chunk
+that holds it, so a resumed run starts reading at its checkpoint's position instead of from the beginning; nothing here
 depends on Ray, timing or the number of readers.
+
+Streams: a run reads the order through S streams (S = the number of workers by default). Each epoch's order is cut
+into S contiguous parts of (nearly) equal length, and stream s reads part s of epoch 0, then part s of epoch 1, ...
+(`stream_pieces`). The streams advance together, one share of the global batch per step each, so a step's samples are
+the same whichever worker reads which stream, every epoch is finished by all streams at the same step, and a stream's
+position after k steps is k times its share: a resume is exact. Only the unit at each part boundary is read by two
+streams (each takes its own rows).
 """
 
 from __future__ import annotations
@@ -90,6 +97,10 @@ class ShardIndex:
         return sum(len(c.rows) for g in groups for c in g)
 
 
+def _size(bounds: tuple[int, int]) -> int:
+    return bounds[1] - bounds[0]
+
+
 def _arrow_strings(values: list[str]):
     import pyarrow as pa
 
@@ -111,6 +122,15 @@ class Unit:
         """(chunk, row in its row group) of every row, in reading order."""
         flat = [(c, r) for c in self.chunks for r in c.rows]
         return [flat[int(j)] for j in self.order]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows [start, stop) of run unit `unit` (in its reading order): what one read task of a stream reads."""
+
+    unit: int
+    start: int
+    stop: int
 
 
 class EpochPlan:
@@ -207,6 +227,43 @@ class EpochPlan:
             base += n
             u += 1
         raise AssertionError("unreachable: seq lies inside epoch e")
+
+    def part(self, e: int, stream: int, streams: int) -> tuple[int, int]:
+        """Stream `stream`'s share of epoch e: offsets [lo, hi) into the epoch's order."""
+        n = self.epoch_length(e)
+        return n * stream // streams, n * (stream + 1) // streams
+
+    def stream_pieces(self, stream: int, streams: int, start: int, count: int) -> list[Piece]:
+        """The unit slices stream `stream` of `streams` reads at its positions [start, start + count)."""
+        if not 0 <= stream < streams:
+            raise ValueError(f"stream {stream} of {streams}")
+        if self.mean_epoch_length < streams:
+            raise ValueError(f"{streams} streams over an epoch of {self.mean_epoch_length} clips")
+        e, base, pos = 0, 0, start
+        while pos >= (n := _size(self.part(e, stream, streams))):  # the epoch holding position `start`
+            pos, base, e = pos - n, base + self.epoch_length(e), e + 1
+        pieces: list[Piece] = []
+        while count > 0:
+            lo, hi = self.part(e, stream, streams)
+            a = base + lo + pos
+            b = min(base + hi, a + count)
+            pieces += self._pieces(a, b)
+            count -= b - a
+            pos, base, e = 0, base + self.epoch_length(e), e + 1
+        return pieces
+
+    def _pieces(self, a: int, b: int) -> list[Piece]:
+        """Unit slices covering seqs [a, b)."""
+        out = []
+        if a >= b:
+            return out
+        u, _, ubase = self.locate(a)
+        while a < b:
+            n = self.unit_length(u)
+            stop = min(n, b - ubase)
+            out.append(Piece(u, a - ubase, stop))
+            a, ubase, u = ubase + stop, ubase + n, u + 1
+        return out
 
     def epoch_of(self, seq: int) -> float:
         """Fractional epoch of a data position (for logs and checkpoints)."""

@@ -27,6 +27,7 @@ import torch
 
 from trainer import evaluation, loop
 from trainer.classes import label_space
+from trainer.collectives import sum_across_workers
 from trainer.config import AugmentSection, PostpretrainConfig
 from videomae import storage
 from videomae.checkpoint import init_classifier_from_pretrain, load_model, load_strict
@@ -87,7 +88,7 @@ def make_task(cfg: PostpretrainConfig, classes: dict, worker: loop.Worker) -> lo
     def validate(model: torch.nn.Module) -> dict[str, float]:
         hits = evaluation.classify_videos(model, videos, views, device=worker.device,
                                           batch_size=cfg.eval.batch_size, label_map=label_map)
-        t1, t5, n = loop.sum_across_workers([hits["top1_hits"], hits["top5_hits"], hits["videos"]], worker.device)
+        t1, t5, n = sum_across_workers([hits["top1_hits"], hits["top5_hits"], hits["videos"]], worker.device)
         return {"val_top1": t1 / max(n, 1), "val_top5": t5 / max(n, 1), "val_videos": n}
 
     return loop.Task(model, loss, validate, cfg.eval.every)

@@ -1,7 +1,10 @@
 """One optimizer step, one precision path: autocast(enabled=...) forward, backward, clip, step; stop on a non-finite
-loss (the reference exits there too: `engine_for_pretraining.py`, "Loss is {}, stopping training").
+loss (the reference exits there too: `engine_for_pretraining.py`, "Loss is {}, stopping training") or gradient norm.
 
-bf16 autocast on GPU needs no loss scaling; the GradScaler stays, disabled, so an fp16 path would only flip a flag.
+The stop is agreed by all workers at the same step, before any of them updates its weights: the loss check takes the
+verdict of every worker (one scalar all-reduce), and the gradient norm is the same on every worker (DDP and FSDP
+average the gradients first). Under bf16 autocast the weights, gradients and optimizer state stay fp32; bf16 needs no
+loss scaling, so the GradScaler stays, disabled, and an fp16 path would only flip a flag.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from trainer.collectives import any_worker
+
+ADVICE = "Lower optim.lr, set optim.clip_grad, try scaling.precision=fp32, or check the data"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,21 +48,27 @@ class StepResult:
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, compute_loss: Callable[[], torch.Tensor],
                precision: Precision, scaler: torch.amp.GradScaler, clip_grad: float | None, step: int) -> StepResult:
-    """Forward (under autocast) + backward + clip + step. Raises NonFiniteLossError before touching the weights."""
+    """Forward (under autocast) + backward + clip + step; `step` counts from 1, as the logs do. Raises
+    NonFiniteLossError on every worker before any weight changes."""
     optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
         loss = compute_loss()
     value = float(loss.detach())
-    if not math.isfinite(value):
-        raise NonFiniteLossError(f"loss is {value} at step {step}: stopping (lower optim.lr, set optim.clip_grad, "
-                                 "or check the data); the last checkpoint is intact")
+    if any_worker(not math.isfinite(value), loss.device):
+        here = math.isfinite(value)
+        where = f"loss is non-finite on another worker (here {value})" if here else f"loss is {value}"
+        raise NonFiniteLossError(f"{where} at step {step}: stopping. {ADVICE}")
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    max_norm = clip_grad if clip_grad is not None else float("inf")
-    if hasattr(model, "clip_grad_norm_"):  # FSDP computes the norm over shards
-        norm = model.clip_grad_norm_(max_norm)
-    else:
-        norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm)
+    params = [p for p in model.parameters() if p.grad is not None]
+    # The norm over all gradients of the model (FSDP's are sharded DTensors: the norm is all-reduced), computed once;
+    # the gradients are rescaled only when clipping is on.
+    total = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if clip_grad is not None:
+        torch.nn.utils.clip_grads_with_norm_(params, clip_grad, total)
+    norm = float(total.full_tensor() if hasattr(total, "full_tensor") else total)
+    if not math.isfinite(norm):
+        raise NonFiniteLossError(f"gradient norm is {norm} at step {step} (loss {value}): stopping. {ADVICE}")
     scaler.step(optimizer)
     scaler.update()
-    return StepResult(value, float(norm))
+    return StepResult(value, norm)

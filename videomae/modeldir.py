@@ -27,11 +27,14 @@ def model_type(model: torch.nn.Module) -> str:
     return "pretrain" if model.has_decoder else "classifier"
 
 
-def save_model(model: torch.nn.Module, directory: str | Path, options: storage.Options = None) -> Path | str:
-    """Write `model` as our model directory at `directory` (a path or URI); returns it."""
+def save_model(model: torch.nn.Module, directory: str | Path, options: storage.Options = None,
+               state: dict[str, torch.Tensor] | None = None) -> Path | str:
+    """Write `model` as our model directory at `directory` (a path or URI); returns it. `state`: the weights to write
+    instead of `model.state_dict()` (a trainer's full state gathered from sharded workers)."""
     kind = model_type(model)
     meta = {"model_type": kind, **model.cfg.to_json_dict()}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = model.state_dict() if state is None else state
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     text = str(directory)
     if storage.is_local(text):
         local = storage.local_path(text)

@@ -8,6 +8,7 @@ configs under configs/ with the `nano` preset and a handful of steps.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ from trainer_testlib import TINY, make_shards, recipe
 
 @pytest.fixture(scope="session")
 def sample_shards(tmp_path_factory) -> Path:
+    # VIDEOMAE_TEST_SHARDS: a shard dataset made earlier by trainer_testlib.make_shards (development: skips minutes
+    # of generation when rerunning a few trainer tests).
+    if os.environ.get("VIDEOMAE_TEST_SHARDS"):
+        return Path(os.environ["VIDEOMAE_TEST_SHARDS"])
     return make_shards(tmp_path_factory.mktemp("trainer_data"))
 
 

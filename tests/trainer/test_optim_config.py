@@ -68,6 +68,8 @@ def test_multi_scale_boxes_follow_the_reference():
     ("optim.lr=-1", "optim.lr"),
     ("data.weights=[1, 2]", "data.weights"),
     ("model.overrides.img_size=72", "model.overrides"),  # not a multiple of the patch size
+    ("data.streams=3", "data.streams"),  # a global batch of 4 cannot be drawn evenly from 3 streams
+    ("model.attention=flash", "model.attention"),
 ])
 def test_bad_keys_are_named(override, key):
     with pytest.raises(ConfigError) as err:

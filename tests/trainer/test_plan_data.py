@@ -51,15 +51,16 @@ def test_mix_weights_set_shares(sample_shards):
 
 def test_resume_read_skips_consumed_rows(sample_shards):
     plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
-    unit, offset, base = plan.locate(5)
-    table = read_units({"id": np.arange(2)}, plan, first_unit=unit, skip=offset)
+    pieces = tuple(plan.stream_pieces(0, 1, 5, plan.unit_length(0) + 10))  # from position 5, into the second unit
+    assert [p.unit for p in pieces] == [0, 1] and pieces[0].start == 5
+    table = read_units({"id": np.arange(2)}, plan, pieces)
     seqs = table.column("seq").to_pylist()
-    assert seqs[0] == 5 and seqs == list(range(5, 5 + len(seqs)))
+    assert seqs == list(range(5, 5 + plan.unit_length(0) + 10))
 
 
 def test_decode_batch_repeats_with_own_masks(sample_shards):
     plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
-    table = read_units({"id": np.arange(1)}, plan, first_unit=0, skip=0).slice(0, 3)
+    table = read_units({"id": np.arange(1)}, plan, tuple(plan.stream_pieces(0, 1, 0, 3)))
     masks = MaskingConfig(encoder="tube", encoder_ratio=0.75, decoder="running_cell", decoder_ratio=0.5)
     spec = SampleSpec(img_size=64, num_frames=8, frame_step=1, num_sample=2, scales=(1.0, 0.875, 0.75, 0.66),
                       seed=0, grid=(4, 4, 4), masks=masks)
@@ -104,3 +105,24 @@ def test_clips_of_one_video_are_spread_over_batches(sample_shards):
     index = ShardIndex.build([str(sample_shards)], "train", labeled=True)
     assert all(len(set(c.videos)) < len(c.rows) for c in index.chunks[0])  # chunks do hold same-video clips
     assert _same_video_pairs(EpochPlan(index, seed=0), 16) < 0.1
+
+
+def _seqs(plan: EpochPlan, pieces) -> list[int]:
+    return [seq for p in pieces for seq in range(plan.unit_base(p.unit) + p.start, plan.unit_base(p.unit) + p.stop)]
+
+
+def test_streams_split_every_epoch_and_resume_exactly(sample_shards):
+    # S streams cut each epoch's order into S contiguous parts; together they read every sample of an epoch once, and
+    # a stream restarted at any position continues its own sequence.
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0, chunks_per_unit=2)
+    two_epochs = plan.epoch_length(0) + plan.epoch_length(1)
+    for streams in (1, 2, 3):
+        read = []
+        for s in range(streams):
+            n = sum(hi - lo for lo, hi in (plan.part(e, s, streams) for e in (0, 1)))
+            mine = _seqs(plan, plan.stream_pieces(s, streams, 0, n))
+            assert len(mine) == n and mine == sorted(mine)
+            k = n // 3
+            assert _seqs(plan, plan.stream_pieces(s, streams, k, n - k)) == mine[k:]
+            read += mine
+        assert sorted(read) == list(range(two_epochs))

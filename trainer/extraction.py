@@ -17,8 +17,10 @@ Per window the numbers are /v1/embed's: the same start frames (`videomae.transfo
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import posixpath
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -489,6 +491,8 @@ def connect(r: RaySection) -> None:
     from ray.data import DataContext
 
     if not ray.is_initialized():
+        if not sys.stdout.isatty():  # a log file or a job's log: workers' lines without colour codes
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
         ray.init(num_cpus=r.num_cpus, log_to_driver=True)
     DataContext.get_current().enable_progress_bars = False  # the driver logs its own progress lines
 

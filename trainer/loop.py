@@ -126,6 +126,8 @@ def connect_ray() -> None:
     import ray
 
     if not ray.is_initialized():
+        if not sys.stdout.isatty():  # a log file or a job's log: workers' lines without colour codes
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
         ray.init(log_to_driver=True)
 
 

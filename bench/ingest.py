@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
 
+from tables import table  # bench/tables.py (bench/ is on the path when a script runs)
+
 from ingest import dedupe, signature  # noqa: E402
 from ingest.config import Dedupe, IngestConfig, load_config  # noqa: E402
 from ingest.sample_data import generate, sources_config  # noqa: E402
@@ -142,14 +144,6 @@ def bench_dedupe(sizes: list[int], k: int = 16) -> list[dict]:
             del keys, owners, pairs
         del sigs
     return out
-
-
-def table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    w = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
-    lines = ["  ".join(c.rjust(x) for c, x in zip(cols, w, strict=True))]
-    lines += ["  ".join(str(r[c]).rjust(x) for c, x in zip(cols, w, strict=True)) for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
 
+from tables import table  # bench/tables.py (bench/ is on the path when a script runs)
+
 from videomae import video  # noqa: E402
 
 
@@ -67,14 +69,6 @@ def measure(path: Path, cut: Path, repeats: int) -> dict:
     row["verify_x_ffmpeg"] = round(row["verify_ms"] / row["ffmpeg_ms"], 3)
     row["fallback_x_ffmpeg_cut"] = round(row["fallback_ms"] / row["ffmpeg_cut_ms"], 2)
     return {k: round(v, 1) if k.endswith("_ms") else v for k, v in row.items()}
-
-
-def table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    w = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
-    lines = ["  ".join(c.rjust(x) for c, x in zip(cols, w, strict=True))]
-    lines += ["  ".join(str(r[c]).rjust(x) for c, x in zip(cols, w, strict=True)) for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:

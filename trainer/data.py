@@ -10,7 +10,9 @@
   every row with its global sequence number `seq`, its place in the order.
 - `decode_batch` decodes the JPEG frames and makes `num_sample` training samples per clip (the reference's repeated
   augmentation, `--num_sample`): each with its own multi-scale crop and, for pre-training, its own encoder/decoder
-  masks. All randomness comes from `numpy.random.default_rng([seed, seq, repeat])`, so a sample is the same whichever
+  masks. Samples stay uint8 pixels (B*R, T, S, S, 3); the worker's device normalises them (`to_device`), so a
+  quarter of the bytes of float clips crosses the object store and the worker's link. All randomness comes from
+  `numpy.random.default_rng([seed, seq, repeat])`, so a sample is the same whichever
   task decodes it and whenever, which makes the first step of a seeded run reproducible and a resume exact.
 - Both maps are Ray *tasks* (not an actor pool): beside a running trainer on a small machine an actor pool can hold
   every CPU and deadlock; tasks give CPUs back between batches. `data.cpus_per_task`/`data.max_tasks` bound them.
@@ -33,8 +35,9 @@ import torch
 from trainer.config import DataSection, PostpretrainConfig, PretrainConfig
 from trainer.plan import EpochPlan, Piece
 from videomae import storage
-from videomae.augment import train_clip
+from videomae.augment import train_frames
 from videomae.masks import MaskingConfig, sample_masks
+from videomae.transforms import frames_to_input
 from videomae.video.frames import decode_jpegs
 
 log = logging.getLogger(__name__)
@@ -98,20 +101,23 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, pieces: tuple[Piec
 
 
 def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
-    """Clip rows -> `num_sample` samples per clip: clip (B*R, 3, T, S, S) float32, label, seq, repeat and, for
-    pre-training, enc_mask/dec_mask (B*R, N) bool (True = hidden from the encoder / decoded; docs/architecture.md)."""
+    """Clip rows -> `num_sample` samples per clip: clip (B*R, T, S, S, 3) uint8 (cropped, resized, flipped pixels;
+    `to_device` makes them model input on the worker), label, seq, repeat and, for pre-training, enc_mask/dec_mask
+    (B*R, N) bool (True = hidden from the encoder / decoded; docs/architecture.md)."""
     # One intra-op thread per task, as torch's DataLoader sets in its workers: Ray schedules tasks per CPU, and a task
     # spawning a thread per core would fight the other tasks and the trainer for them.
     torch.set_num_threads(1)
     frames_col = table.column("frames").to_pylist()
     labels = table.column("label").fill_null(-1).to_numpy().astype(np.int64)
     seqs = table.column("seq").to_numpy()
-    clips, out_labels, out_seq, repeats, enc, dec = [], [], [], [], [], []
+    rows = len(frames_col) * spec.num_sample
+    clips = np.empty((rows, spec.num_frames, spec.img_size, spec.img_size, 3), dtype=np.uint8)
+    out_labels, out_seq, repeats, enc, dec = [], [], [], [], []
     for frames, label, seq in zip(frames_col, labels, seqs, strict=True):
         pixels = decode_jpegs(select_frames(frames, spec.num_frames, spec.frame_step))  # (T, H, W, 3) uint8
         for r in range(spec.num_sample):
             rng = np.random.default_rng([spec.seed, int(seq), r])
-            clips.append(train_clip(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug).numpy())
+            clips[len(out_seq)] = train_frames(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug)
             if spec.masks is not None:
                 e, d = sample_masks(spec.masks, spec.grid, 1, rng)  # (1, N) each
                 enc.append(e[0])
@@ -120,7 +126,7 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
             out_seq.append(seq)
             repeats.append(r)
     out = {
-        "clip": np.stack(clips).astype(np.float32),  # (B*R, 3, T, S, S)
+        "clip": clips,  # (B*R, T, S, S, 3) uint8
         "label": np.asarray(out_labels, dtype=np.int64),
         "seq": np.asarray(out_seq, dtype=np.int64),
         "repeat": np.asarray(repeats, dtype=np.int64),
@@ -128,6 +134,14 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
     if spec.masks is not None:
         out["enc_mask"] = np.stack(enc)  # (B*R, N)
         out["dec_mask"] = np.stack(dec)  # (B*R, N)
+    return out
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch as the data path delivers it (uint8 pixels) -> on the worker's device, with the clip made model input
+    there: float (B, 3, T, S, S), normalised. Only uint8 crosses into the worker (4x fewer bytes than float32)."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    out["clip"] = frames_to_input(out["clip"])
     return out
 
 

@@ -39,7 +39,7 @@ import torch
 from trainer import checkpointing
 from trainer.collectives import gather_objects, mean_across_workers, world
 from trainer.config import ConfigError, load_config
-from trainer.data import SampleSpec, worker_batches
+from trainer.data import SampleSpec, to_device, worker_batches
 from trainer.metrics import MetricsSink, StepTimer
 from trainer.optim import Schedule, build_optimizer, set_lr, warmup_problem
 from trainer.plan import EpochPlan, ShardIndex
@@ -248,7 +248,7 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
     model.train()
     for batch in batches:
         window.seen(batch)
-        batch = {k: v.to(worker.device, non_blocking=True) for k, v in batch.items()}
+        batch = to_device(batch, worker.device)
         set_lr(optimizer, schedule(step))
         t0 = time.perf_counter()
         try:

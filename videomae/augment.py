@@ -9,7 +9,8 @@ from which process decoded it.
   the input size (bilinear, as the reference).
 - `rand_augment`: timm's RandAugment applied with the same ops and magnitudes to every frame (the reference's
   `dataset/rand_augment.py` does the same by transforming a frame list at once).
-- `train_clip`: the whole training transform. The reference's fine-tuning uses a random-resized crop (scale .08-1)
+- `train_frames`: the whole training transform on uint8 pixels (what the data path ships; the worker normalises);
+  `train_clip` the same as a normalised float clip. The reference's fine-tuning uses a random-resized crop (scale .08-1)
   plus random erasing; we use the multi-scale crop for both stages (one crop family, documented in docs/training.md).
 - `spatial_crops`: 1 or 3 crops along the long side for multi-view testing (the reference's test_num_crop=3).
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videomae.transforms import normalize, resize_clip_short_side, to_tensor
+from videomae.transforms import frames_to_input, normalize, resize_clip_short_side, to_tensor
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -96,16 +97,40 @@ def rand_augment(frames: np.ndarray, spec: str, rng: np.random.Generator) -> np.
     return np.stack(out)  # (T, H, W, 3)
 
 
-def train_clip(frames: np.ndarray, size: int, rng: np.random.Generator, scales: Sequence[float] = MULTI_SCALES,
-               flip: bool = False, rand_aug: str | None = None) -> torch.Tensor:
-    """The training transform: [RandAugment] -> multi-scale crop -> [flip] -> normalise. uint8 (T, H, W, 3) ->
-    float (3, T, size, size)."""
+def crop_resize_frames(frames: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> the box, resized to uint8 (T, size, size, 3): bilinear, half-pixel centres, no
+    antialiasing (torch's uint8 kernel, the same sampling as `crop_resize` on floats, rounded: within one level)."""
+    top, left, ch, cw = box
+    x = frames[:, top:top + ch, left:left + cw]
+    if (ch, cw) == (size, size):
+        return np.ascontiguousarray(x)
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)  # (T, 3, ch, cw), channels-last in memory
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    return out.permute(0, 2, 3, 1).contiguous().numpy()  # (T, S, S, 3)
+
+
+def train_frames(frames: np.ndarray, size: int, rng: np.random.Generator, scales: Sequence[float] = MULTI_SCALES,
+                 flip: bool = False, rand_aug: str | None = None) -> np.ndarray:
+    """The training transform up to the pixels: [RandAugment] -> multi-scale crop -> [flip], uint8 (T, H, W, 3) ->
+    uint8 (T, size, size, 3). What the data path ships to a training worker; the worker's device makes the model
+    input (`videomae.transforms.frames_to_input`: float, channels first, normalised).
+
+    The random draws are those of the float transform this replaced (RandAugment's seed, the box, the flip, in
+    that order), so a seed gives the same crop, flip and, drawn next from the same generator, the same masks; the
+    pixels are that transform's rounded to uint8 (tests/videomae/test_augment.py checks both)."""
     if rand_aug:
         frames = rand_augment(frames, rand_aug, rng)
-    clip = multi_scale_crop(to_tensor(frames), size, rng, scales)  # (3, T, S, S) in [0, 1]
-    if flip:
-        clip = random_flip(clip, rng)
-    return normalize(clip)
+    _, h, w, _ = frames.shape
+    out = crop_resize_frames(frames, multi_scale_box(h, w, size, rng, scales), size)
+    if flip and rng.random() < 0.5:
+        out = np.ascontiguousarray(out[:, :, ::-1])
+    return out
+
+
+def train_clip(frames: np.ndarray, size: int, rng: np.random.Generator, scales: Sequence[float] = MULTI_SCALES,
+               flip: bool = False, rand_aug: str | None = None) -> torch.Tensor:
+    """`train_frames` as model input for one clip: float (3, T, size, size), normalised."""
+    return frames_to_input(torch.from_numpy(train_frames(frames, size, rng, scales, flip, rand_aug)))
 
 
 def spatial_crops(frames: np.ndarray, size: int, num_crops: int) -> list[torch.Tensor]:

@@ -32,6 +32,17 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
     return (clip - mean) / std
 
 
+def frames_to_input(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (..., T, H, W, 3) -> model input (..., 3, T, H, W) float32, normalised: `normalize(to_tensor(x))`
+    for a batch, in one pass on the frames' device (the training worker's: only uint8 crosses into it)."""
+    if frames.dtype != torch.uint8 or frames.ndim < 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (..., T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    scale = 1.0 / (255.0 * torch.tensor(IMAGENET_STD, device=frames.device))
+    shift = torch.tensor(IMAGENET_MEAN, device=frames.device) / torch.tensor(IMAGENET_STD, device=frames.device)
+    x = torch.addcmul(-shift, frames.float(), scale)  # (..., T, H, W, 3): x / 255 / std - mean / std
+    return x.movedim(-1, -4).contiguous()  # (..., 3, T, H, W)
+
+
 def to_uint8_frames(clip: torch.Tensor) -> np.ndarray:
     """ImageNet-normalised (3, T, H, W) -> uint8 (T, H, W, 3), for pictures."""
     mean = clip.new_tensor(IMAGENET_MEAN).view(3, 1, 1, 1)

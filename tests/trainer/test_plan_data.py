@@ -6,8 +6,9 @@ import collections
 
 import numpy as np
 import pyarrow as pa
+import torch
 
-from trainer.data import SampleSpec, decode_batch, read_units, select_frames
+from trainer.data import SampleSpec, decode_batch, read_units, select_frames, to_device
 from trainer.plan import EpochPlan, ShardIndex
 from videomae.masks import MaskingConfig
 from videomae.shards import read_clips
@@ -65,7 +66,7 @@ def test_decode_batch_repeats_with_own_masks(sample_shards):
     spec = SampleSpec(img_size=64, num_frames=8, frame_step=1, num_sample=2, scales=(1.0, 0.875, 0.75, 0.66),
                       seed=0, grid=(4, 4, 4), masks=masks)
     out = decode_batch(table, spec)
-    assert out["clip"].shape == (6, 3, 8, 64, 64) and out["clip"].dtype == np.float32
+    assert out["clip"].shape == (6, 8, 64, 64, 3) and out["clip"].dtype == np.uint8  # pixels: the worker normalises
     assert out["enc_mask"].shape == out["dec_mask"].shape == (6, 64)
     assert (out["enc_mask"].sum(1) == 48).all()  # tube 0.75 of a 4x4 grid, every slice
     assert (out["dec_mask"].sum(1) == 32).all()  # running cell: half of each 2x2 cell
@@ -75,7 +76,10 @@ def test_decode_batch_repeats_with_own_masks(sample_shards):
                                                                                             out["clip"][1])
     again = decode_batch(table, spec)
     assert np.array_equal(again["clip"], out["clip"]) and np.array_equal(again["dec_mask"], out["dec_mask"])
-    assert abs(float(out["clip"].mean())) < 3.0  # normalised, not raw 0..255
+    model_input = to_device({k: torch.from_numpy(v) for k, v in out.items()}, torch.device("cpu"))
+    assert model_input["clip"].shape == (6, 3, 8, 64, 64) and model_input["clip"].dtype == torch.float32
+    assert abs(float(model_input["clip"].mean())) < 3.0  # normalised, not raw 0..255
+    assert torch.equal(model_input["enc_mask"], torch.from_numpy(out["enc_mask"]))
 
 
 def test_select_frames_steps_and_pads():

@@ -1,75 +1,99 @@
-"""Loader benchmark: training clips/s delivered from clip shards (Ray Data) vs decoding the original videos per sample.
+"""Training input at the decode limit: clips/s per CPU core delivered to the training loop, from clip shards (ours)
+against decoding the original videos per sample (the reference's way) and against a bare JPEG-decode loop (the limit).
 
-    python bench/loader.py --shards data/sample/shards [--clips 200] [--img-size 64] [--json out.json]
+    python bench/realistic_videos.py data/bench-videos          # Kinetics-like and SSv2-like videos + their shards
+    python bench/loader.py --inputs data/bench-videos --json loader.json [--num-sample 1 2 4] [--views 192]
 
-Both sides produce the same samples for the same clips (the clip rows of the shards' train split): multi-scale crop
-to the input size, normalisation, encoder/decoder masks.
-- shards: the trainer's own path (trainer/data.py): Parquet chunks -> JPEG decode -> augment -> masks, as Ray Data
-  tasks, consumed with iter_torch_batches as a training worker does.
-- videos: the reference's way (OpenGVLab/VideoMAEv2 `dataset/pretrain_datasets.py`): per sample, open the original
-  video with decord (PyAV fallback), seek and decode the clip's frames at full size, then the same augmentation;
-  a torch DataLoader with the same number of worker processes.
-Both run in this process's turn, on this machine, and the table reports the ratio.
+Every arm delivers the same output to the consumer (the training loop's side): `num_sample` views per decoded clip,
+each a 16-frame multi-scale crop of 224 px with its own encoder (tube 0.9) and decoder (running cell 0.5) masks, as
+uint8 pixels that the consumer turns into normalised model input (`frames_to_input`, the worker's device's job).
+- reference: a torch DataLoader with `--workers` processes; per sample, open the original video with decord, seek and
+  decode the clip's 16 frames (stride 4 Kinetics-like, 2 SSv2-like) at full size, then `num_sample` augmented views
+  (the reference's `pretrain_datasets.py` with `--num_sample`); the same crop/mask code as ours, so the difference
+  is where the pixels come from.
+- ours: the trainer's data path (trainer/data.py `build_dataset`: Parquet pieces -> JPEG decode -> views and masks
+  as Ray Data tasks with 1 CPU each), consumed with iter_torch_batches as a training worker does.
+- ours in-process: the same decode function (`decode_batch`) on the same rows in `--workers` threads, no Ray: what
+  Ray's scheduling and object store cost on top.
+- limit: a bare loop decoding the same JPEG rows (the clips' 16 frames, already in memory) with simplejpeg (the
+  fastest libjpeg-turbo binding here, GIL released) in `--workers` threads into one preallocated array. No DCT scaling:
+  the largest multi-scale crop is the stored short side itself, so a 1/2-scaled decode would be smaller than 224 px.
+
+Clips/s per core = views delivered / CPU-seconds of every process involved (this process and all its descendants:
+DataLoader workers, Ray's raylet, GCS and task workers), after the first batch. Unlike a wall-clock rate it does not
+move when other jobs share the machine. Bytes per clip: for the reference, the video's packets from the keyframe at
+or before the clip's first frame to its last frame (what a seek-and-decode must read and decode); for shards, the
+clip row's JPEG bytes. Memory: the peak RSS (kernel high-water mark) and USS of each process, by role.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
-from trainer.data import SampleSpec, build_dataset
+from bench.processes import Watch, tree_cpu
+from bench.tables import table
+from trainer.data import SampleSpec, build_dataset, decode_batch
 from trainer.plan import EpochPlan, ShardIndex
-from videomae.augment import train_clip
+from videomae.augment import train_frames
 from videomae.masks import MaskingConfig, sample_masks
-from videomae.shards import read_clips, read_json
-from videomae.video import decode_frames
+from videomae.shards import read_clips
+
+MASKS = MaskingConfig(encoder="tube", encoder_ratio=0.9, decoder="running_cell", decoder_ratio=0.5)
 
 
-def spec_for(img_size: int, num_frames: int) -> SampleSpec:
+def spec_for(img_size: int, num_frames: int, num_sample: int) -> SampleSpec:
     side = img_size // 16
-    return SampleSpec(img_size=img_size, num_frames=num_frames, frame_step=1, num_sample=1,
-                      scales=(1.0, 0.875, 0.75, 0.66), seed=0, grid=(num_frames // 2, side, side),
-                      masks=MaskingConfig())
+    return SampleSpec(img_size=img_size, num_frames=num_frames, frame_step=1, num_sample=num_sample,
+                      scales=(1.0, 0.875, 0.75, 0.66), seed=0, grid=(num_frames // 2, side, side), masks=MASKS)
 
 
-def bench_shards(shards: str, n: int, spec: SampleSpec, batch: int, workers: int) -> tuple[float, float]:
-    import ray
-    from ray.data import DataContext
-
-    if not ray.is_initialized():
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    DataContext.get_current().enable_progress_bars = False
-    plan = EpochPlan(ShardIndex.build([shards], "train"), seed=0)
-    ds = build_dataset(plan, spec, 0, n + batch, batch_size=batch, cpus_per_task=1.0)
-    return _steady_rate((b["clip"] for b in ds.iter_torch_batches(batch_size=batch)), n)
+def consume(batch: dict[str, torch.Tensor]) -> int:
+    """The training loop's side: a batch of uint8 views with their masks, as it reaches the worker (normalising is
+    the worker's device's job, `trainer.data.to_device`, the same on every arm). Returns views consumed."""
+    clip = batch["clip"]
+    if clip.dtype != torch.uint8 or clip.shape[0] != batch["enc_mask"].shape[0]:
+        raise ValueError(f"unexpected batch {clip.dtype} {tuple(clip.shape)}")
+    return int(clip.shape[0])
 
 
-def _steady_rate(batches, n: int) -> tuple[float, float]:
-    """(clips/s after the first batch, seconds to the first batch): start-up (Ray's executor, DataLoader worker
-    processes) is paid once per run, not per clip, so it is reported apart."""
+def measure(batches, views: int, warmup: int = 4) -> dict:
+    """Steady state after `warmup` batches (start-up and the read-ahead filling up are paid before the window; in
+    the window, read-ahead stays full, so the work done in it is the work of the views consumed): views/s (wall),
+    CPU-seconds of the process tree, views per CPU-second."""
     t_start = time.perf_counter()
-    first = next(batches)
-    t0, seen = time.perf_counter(), 0
-    for clip in batches:
-        seen += clip.shape[0]
-        if seen >= n:
+    consume(next(batches))
+    first = time.perf_counter() - t_start
+    for _ in range(warmup - 1):
+        consume(next(batches))
+    cpu0, t0, seen = tree_cpu(), time.perf_counter(), 0
+    for batch in batches:
+        seen += consume(batch)
+        if seen >= views:
             break
-    del first
-    return seen / (time.perf_counter() - t0), t0 - t_start
+    wall, cpu = time.perf_counter() - t0, tree_cpu() - cpu0
+    return {"views": seen, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "clips_per_s": seen / wall,
+            "clips_per_core_s": seen / cpu, "first_batch_s": round(first, 3)}
 
 
+# ------------------------------------------------------------------------------------------------ reference
 class VideoClips(torch.utils.data.Dataset):
-    """The reference's pre-training dataset shape: one original video per sample, decoded on demand."""
+    """The reference's pre-training dataset: one original video per sample, decoded on demand with decord, then
+    `num_sample` views with their masks (its `--num_sample` repeated augmentation)."""
 
     def __init__(self, rows: list[dict], spec: SampleSpec):
         self.rows, self.spec = rows, spec
@@ -78,56 +102,240 @@ class VideoClips(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int):
+        import decord
+
         r, s = self.rows[i], self.spec
-        idx = [r["start_frame"] + k * r["stride"] for k in range(s.num_frames)]
-        frames = decode_frames(r["uri"], idx)  # (T, H, W, 3), full size
-        rng = np.random.default_rng([s.seed, i])
-        clip = train_clip(frames, s.img_size, rng, s.scales)
-        enc, dec = sample_masks(s.masks, s.grid, 1, rng)
-        return clip, torch.from_numpy(enc[0]), torch.from_numpy(dec[0])
+        vr = decord.VideoReader(r["uri"], num_threads=1)
+        frames = vr.get_batch([r["start_frame"] + k * r["stride"] for k in range(s.num_frames)]).asnumpy()
+        out = np.empty((s.num_sample, s.num_frames, s.img_size, s.img_size, 3), dtype=np.uint8)
+        enc, dec = [], []
+        for k in range(s.num_sample):
+            rng = np.random.default_rng([s.seed, i, k])
+            out[k] = train_frames(frames, s.img_size, rng, s.scales)
+            e, d = sample_masks(s.masks, s.grid, 1, rng)
+            enc.append(e[0])
+            dec.append(d[0])
+        return torch.from_numpy(out), torch.from_numpy(np.stack(enc)), torch.from_numpy(np.stack(dec))
 
 
-def bench_videos(shards: str, n: int, spec: SampleSpec, batch: int, workers: int) -> tuple[float, float]:
-    clips = read_clips(shards, columns=["video_id", "start_frame", "stride", "split"], split="train").to_pylist()
-    import pyarrow.parquet as pq
+def _collate(items):
+    clips, enc, dec = zip(*items, strict=True)
+    return {"clip": torch.cat(clips), "enc_mask": torch.cat(enc), "dec_mask": torch.cat(dec)}
 
+
+def video_rows(shards: str) -> list[dict]:
+    clips = read_clips(shards, columns=["video_id", "start_frame", "stride"]).to_pylist()
     videos = pq.read_table(f"{shards}/videos.parquet", columns=["video_id", "uri"]).to_pylist()
     uris = {v["video_id"]: v["uri"].removeprefix("file://") for v in videos}
-    rows = [{**c, "uri": uris[c["video_id"]]} for c in clips]
-    rows = (rows * ((n + batch) // len(rows) + 1))[:n + batch]
-    loader = torch.utils.data.DataLoader(VideoClips(rows, spec), batch_size=batch, num_workers=workers,
-                                         shuffle=True, persistent_workers=False)
-    return _steady_rate((clip for clip, _, _ in loader), n)
+    return [{**c, "uri": uris[c["video_id"]]} for c in clips]
 
 
+def bench_reference(rows: list[dict], spec: SampleSpec, views: int, batch: int, workers: int) -> dict:
+    clips_needed = -(-views // spec.num_sample) + batch * 8
+    order = (rows * (clips_needed // len(rows) + 1))[:clips_needed]
+    loader = torch.utils.data.DataLoader(VideoClips(order, spec), batch_size=batch, num_workers=workers,
+                                         shuffle=False, collate_fn=_collate, prefetch_factor=2)
+    with Watch() as watch:
+        out = measure(iter(loader), views)
+    return {**out, "memory_mb": watch.peaks()}
+
+
+def packet_bytes(rows: list[dict]) -> float:
+    """Mean bytes of video packets a seek-and-decode of each clip reads: keyframe at or before the first frame
+    through the clip's last frame (decode order = presentation order for these files' GOPs, B-frames aside)."""
+    import av
+
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    total = []
+    for r in rows:
+        if r["uri"] not in cache:
+            with av.open(r["uri"]) as c:
+                pk = sorted((p.pts, p.size, p.is_keyframe) for p in c.demux(video=0) if p.pts is not None)
+            cache[r["uri"]] = (np.array([p[1] for p in pk]), np.array([p[2] for p in pk], dtype=bool))
+        sizes, keys = cache[r["uri"]]
+        first, last = r["start_frame"], min(r["start_frame"] + 15 * r["stride"], len(sizes) - 1)
+        key = int(np.flatnonzero(keys[:first + 1])[-1]) if keys[:first + 1].any() else 0
+        total.append(int(sizes[key:last + 1].sum()))
+    return float(np.mean(total))
+
+
+# ------------------------------------------------------------------------------------------------ ours
+def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer_mb: int) -> dict:
+    plan = EpochPlan(ShardIndex.build([shards], None), seed=0)
+    clips = -(-views // spec.num_sample) + batch * 8 + buffer_mb  # + warm-up and what the read-ahead holds
+    ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=1.0, buffer_mb=buffer_mb)
+    batch_bytes = batch * spec.num_sample * spec.num_frames * spec.img_size ** 2 * 3
+    warmup = 4 + -(-buffer_mb * 2**20 // batch_bytes)  # until the read-ahead is full
+    with Watch() as watch:
+        out = measure(iter(ds.iter_torch_batches(batch_size=batch * spec.num_sample, prefetch_batches=2)), views,
+                      warmup)
+    return {**out, "memory_mb": watch.peaks()}
+
+
+def shard_tables(shards: str) -> list:
+    """Every clip row of the shards as one-row tables with the columns decode_batch reads (in memory)."""
+    t = read_clips(shards, columns=["label", "frames"])
+    import pyarrow as pa
+
+    t = t.append_column("seq", pa.array(np.arange(t.num_rows), type=pa.int64()))
+    return t
+
+
+def bench_ours_threads(rows_table, spec: SampleSpec, views: int, batch: int, workers: int) -> dict:
+    n = rows_table.num_rows
+
+    def batches():
+        k = 0
+        with ThreadPoolExecutor(workers) as pool:
+            while True:
+                parts = [rows_table.slice((k + j) * batch % n, batch) for j in range(workers * 2)]
+                k += workers * 2
+                for out in pool.map(lambda p: decode_batch(p, spec), parts):
+                    yield {key: torch.from_numpy(v) for key, v in out.items()}
+
+    with Watch() as watch:
+        out = measure(batches(), views)
+    return {**out, "memory_mb": watch.peaks()}
+
+
+def bench_limit(frames: list[list[bytes]], views: int, workers: int) -> dict:
+    """Bare JPEG decoding of the clips' frames, in threads; one 'view' per decoded clip."""
+    import simplejpeg
+
+    h, w, _ = simplejpeg.decode_jpeg_header(frames[0][0])[:2] + (3,)
+
+    def decode(clip: list[bytes]) -> int:
+        out = np.empty((len(clip), h, w, 3), dtype=np.uint8)
+        for i, f in enumerate(clip):
+            hi, wi = simplejpeg.decode_jpeg_header(f)[:2]
+            if (hi, wi) == (h, w):
+                simplejpeg.decode_jpeg(f, colorspace="RGB", buffer=out[i])
+            else:
+                simplejpeg.decode_jpeg(f, colorspace="RGB")
+        return 1
+
+    def batches():
+        k = 0
+        with ThreadPoolExecutor(workers) as pool:
+            while True:
+                chunk = [frames[(k + j) % len(frames)] for j in range(workers * 8)]
+                k += len(chunk)
+                yield sum(pool.map(decode, chunk))
+
+    it = batches()
+    next(it)
+    cpu0, t0, seen = tree_cpu(), time.perf_counter(), 0
+    for n in it:
+        seen += n
+        if seen >= views:
+            break
+    wall, cpu = time.perf_counter() - t0, tree_cpu() - cpu0
+    return {"views": seen, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "clips_per_s": seen / wall,
+            "clips_per_core_s": seen / cpu}
+
+
+# ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shards", required=True)
-    ap.add_argument("--clips", type=int, default=200)
-    ap.add_argument("--img-size", type=int, default=64)
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--inputs", required=True, help="the folder bench/realistic_videos.py made (inputs.json)")
+    ap.add_argument("--kinds", nargs="+", default=None)
+    ap.add_argument("--num-sample", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--views", type=int, default=480, help="views counted per arm after the warm-up batches")
+    ap.add_argument("--buffer-mb", type=int, default=128, help="Ray Data's read-ahead (data.buffer_mb)")
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=4, help="clips per batch (x num_sample views)")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    spec = spec_for(args.img_size, args.frames)
-    manifest = read_json(args.shards, "manifest.json")
-    videos, videos_start = bench_videos(args.shards, args.clips, spec, args.batch, args.workers)
-    shards, shards_start = bench_shards(args.shards, args.clips, spec, args.batch, args.workers)
-    result = {"clips": args.clips, "img_size": args.img_size, "frames": args.frames, "workers": args.workers,
-              "cpus": os.cpu_count(), "videos_clips_per_s": videos, "shards_clips_per_s": shards,
-              "videos_first_batch_s": videos_start, "shards_first_batch_s": shards_start,
-              "ratio": shards / videos, "dataset": args.shards, "manifest_created_at": manifest.get("created_at")}
-    rows = [("original videos, decode per sample (reference)", videos, videos_start),
-            ("clip shards, Ray Data (ours)", shards, shards_start)]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'loader':<{width}}  clips/s  first batch (s)")
-    for name, v, s0 in rows:
-        print(f"{name:<{width}}  {v:7.1f}  {s0:15.2f}")
-    print(f"{'ratio shards / videos (clips/s)':<{width}}  {shards / videos:6.2f}x")
+    torch.set_num_threads(1)
+    inputs = json.loads((Path(args.inputs) / "inputs.json").read_text())
+    kinds = args.kinds or list(inputs)
+    results: list[dict] = []
+    print(f"{len(kinds)} input kinds, num_sample {args.num_sample}, {args.views} views per arm, {args.workers} "
+          f"workers, {os.cpu_count()} CPUs", file=sys.stderr)
+    # Ray last: its daemons would otherwise add their idle CPU to the other arms' process trees.
+    for kind in kinds:
+        shards = inputs[kind]["shards"]
+        clips_table = shard_tables(shards)
+        frames = clips_table.column("frames").to_pylist()
+        jpeg_bytes = float(np.mean([sum(len(f) for f in clip) for clip in frames]))
+        rows = video_rows(shards)
+        ref_bytes = packet_bytes(rows)
+        base = {"kind": kind, "shards": shards, "stored": list(np.asarray(
+            __import__("simplejpeg").decode_jpeg_header(frames[0][0])[:2]).tolist())}
+        limit = bench_limit(frames, max(args.views, 96), args.workers)
+        results.append({**base, "arm": "limit", "num_sample": 0, "bytes_per_clip": jpeg_bytes, **limit})
+        print(f"{kind} limit: {limit['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)
+        for ns in args.num_sample:
+            spec = spec_for(args.img_size, args.frames, ns)
+            arms = [("ours in-process", functools.partial(bench_ours_threads, clips_table, spec, args.views,
+                                                          args.batch, args.workers), jpeg_bytes)]
+            if not args.skip_reference:
+                arms.insert(0, ("reference", functools.partial(bench_reference, rows, spec, args.views, args.batch,
+                                                               args.workers), ref_bytes))
+            for arm, run, nbytes in arms:
+                r = run()
+                results.append({**base, "arm": arm, "num_sample": ns, "bytes_per_clip": nbytes, **r})
+                print(f"{kind} ns={ns} {arm}: {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)
+    import ray
+
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+             object_store_memory=1024 * 1024 * 1024)
+    for kind in kinds:
+        shards = inputs[kind]["shards"]
+        jpeg_bytes = next(r["bytes_per_clip"] for r in results if r["kind"] == kind and r["arm"] == "limit")
+        for ns in args.num_sample:
+            spec = spec_for(args.img_size, args.frames, ns)
+            r = bench_ours_ray(shards, spec, args.views, args.batch, args.buffer_mb)
+            results.append({"kind": kind, "shards": shards, "arm": "ours (Ray Data)", "num_sample": ns,
+                            "bytes_per_clip": jpeg_bytes, **r})
+            print(f"{kind} ns={ns} ours (Ray Data): {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)
+    ray.shutdown()
+    summary = summarise(results)
+    report = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                          "load_avg": os.getloadavg()},
+              "settings": {"img_size": args.img_size, "frames": args.frames, "batch": args.batch,
+                           "workers": args.workers, "views": args.views, "masks": MASKS.model_dump()},
+              "rows": results, "summary": summary}
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """One row per (kind, num_sample): clips/s per core of each arm, ours / reference and ours / limit."""
+    out = []
+    by = {(r["kind"], r["arm"], r["num_sample"]): r for r in results}
+    for kind in dict.fromkeys(r["kind"] for r in results):
+        limit = by[(kind, "limit", 0)]
+        for ns in sorted({r["num_sample"] for r in results if r["kind"] == kind and r["num_sample"]}):
+            ref = by.get((kind, "reference", ns))
+            ray_ = by.get((kind, "ours (Ray Data)", ns))
+            thr = by.get((kind, "ours in-process", ns))
+            row = {"kind": kind, "num_sample": ns,
+                   "reference": ref and ref["clips_per_core_s"], "ours_ray": ray_ and ray_["clips_per_core_s"],
+                   "ours_in_process": thr and thr["clips_per_core_s"],
+                   "limit_views": limit["clips_per_core_s"] * ns,
+                   "ref_bytes": ref and ref["bytes_per_clip"], "shard_bytes": limit["bytes_per_clip"]}
+            if ref and ray_:
+                row["ours_vs_reference"] = ray_["clips_per_core_s"] / ref["clips_per_core_s"]
+            if ray_:
+                row["ours_vs_limit"] = ray_["clips_per_core_s"] / row["limit_views"]
+            out.append(row)
+    def fmt(v, p=1):
+        return "-" if v is None else f"{v:.{p}f}"
+
+    print(table([{"input": r["kind"], "num_sample": r["num_sample"], "reference": fmt(r["reference"]),
+                  "ours (Ray)": fmt(r["ours_ray"]), "ours in-process": fmt(r["ours_in_process"]),
+                  "limit": fmt(r["limit_views"]), "ours/ref": fmt(r.get("ours_vs_reference"), 2) + "x",
+                  "ours/limit": f"{100 * r['ours_vs_limit']:.0f}%" if "ours_vs_limit" in r else "-",
+                  "ref kB/clip": fmt(r["ref_bytes"] and r["ref_bytes"] / 1e3, 0),
+                  "shard kB/clip": fmt(r["shard_bytes"] / 1e3, 0)} for r in out]))
+    print("clips/s per CPU core (views delivered per CPU-second of every process involved); limit = bare JPEG "
+          "decode of the same rows x num_sample (a decode feeds num_sample views)")
+    return out
 
 
 if __name__ == "__main__":

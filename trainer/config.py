@@ -79,6 +79,10 @@ class DataSection(_Section):
     cpus_per_task: float = Field(1.0, gt=0)
     max_tasks: int | None = Field(None, ge=1)
     prefetch_batches: int = Field(2, ge=0)
+    # Decoded samples per decode task's output block, in MB of uint8 pixels: a task decodes as many whole step shares
+    # as fit (at least one). Ray's fixed cost per task (scheduling, the block's metadata, the object-store write) is
+    # ~10-20 ms: at nano size one share per task spends more time on it than on decoding (bench/train_input.py).
+    block_mb: float = Field(16.0, gt=0)
     # Object-store budget for decoded samples waiting for the trainer (Ray Data otherwise runs far ahead).
     buffer_mb: int = Field(1024, ge=64)
     # Filesystem options for URI paths (credentials, endpoint: fsspec's storage_options).

@@ -234,6 +234,34 @@ def bench_limit(frames: list[list[bytes]], views: int, workers: int) -> dict:
             "clips_per_core_s": seen / cpu}
 
 
+def breakdown(rows_table, spec: SampleSpec, clips: int = 48) -> dict:
+    """Where a decode's CPU goes, one thread, per clip (ms): JPEG decode, the views' crop+resize (+flip), masks, and
+    the whole `decode_batch` (the difference is its bookkeeping: reading the column, stacking, labels)."""
+    from trainer.data import select_frames
+    from videomae.video.frames import decode_jpegs
+
+    frames = rows_table.column("frames").to_pylist()[:clips]
+    t = time.thread_time()
+    pixels = [decode_jpegs(select_frames(f, spec.num_frames, spec.frame_step)) for f in frames]
+    jpeg = time.thread_time() - t
+    t = time.thread_time()
+    for i, p in enumerate(pixels):
+        for k in range(spec.num_sample):
+            train_frames(p, spec.img_size, np.random.default_rng([0, i, k]), spec.scales)
+    crop = time.thread_time() - t
+    t = time.thread_time()
+    for i in range(len(frames) * spec.num_sample):
+        sample_masks(spec.masks, spec.grid, 1, np.random.default_rng(i))
+    masks = time.thread_time() - t
+    t = time.thread_time()
+    for i in range(0, len(frames), 4):
+        decode_batch(rows_table.slice(i, min(4, len(frames) - i)), spec)
+    whole = time.thread_time() - t
+    n = len(frames)
+    return {"jpeg_ms": 1e3 * jpeg / n, "crop_resize_ms": 1e3 * crop / n, "masks_ms": 1e3 * masks / n,
+            "decode_batch_ms": 1e3 * whole / n}
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,6 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not args.skip_reference:
                 arms.insert(0, ("reference", functools.partial(bench_reference, rows, spec, args.views, args.batch,
                                                                args.workers), ref_bytes))
+            results.append({**base, "arm": "breakdown", "num_sample": ns, **breakdown(clips_table, spec)})
             for arm, run, nbytes in arms:
                 r = run()
                 results.append({**base, "arm": arm, "num_sample": ns, "bytes_per_clip": nbytes, **r})
@@ -323,6 +352,9 @@ def summarise(results: list[dict]) -> list[dict]:
                 row["ours_vs_reference"] = ray_["clips_per_core_s"] / ref["clips_per_core_s"]
             if ray_:
                 row["ours_vs_limit"] = ray_["clips_per_core_s"] / row["limit_views"]
+            if thr:
+                row["in_process_vs_limit"] = thr["clips_per_core_s"] / row["limit_views"]
+            row["breakdown_ms"] = {k: v for k, v in by.get((kind, "breakdown", ns), {}).items() if k.endswith("_ms")}
             out.append(row)
     def fmt(v, p=1):
         return "-" if v is None else f"{v:.{p}f}"
@@ -333,6 +365,9 @@ def summarise(results: list[dict]) -> list[dict]:
                   "ours/limit": f"{100 * r['ours_vs_limit']:.0f}%" if "ours_vs_limit" in r else "-",
                   "ref kB/clip": fmt(r["ref_bytes"] and r["ref_bytes"] / 1e3, 0),
                   "shard kB/clip": fmt(r["shard_bytes"] / 1e3, 0)} for r in out]))
+    print(table([{"input": r["kind"], "num_sample": r["num_sample"],
+                  **{k.removesuffix("_ms") + " ms/clip": f"{v:.2f}" for k, v in r["breakdown_ms"].items()}}
+                 for r in out if r["breakdown_ms"]]))
     print("clips/s per CPU core (views delivered per CPU-second of every process involved); limit = bare JPEG "
           "decode of the same rows x num_sample (a decode feeds num_sample views)")
     return out

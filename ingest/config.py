@@ -65,6 +65,9 @@ class Clips(_Strict):
     clips_per_second: float | None = Field(default=None, gt=0)  # when set, overrides clips_per_video
     max_clips_per_video: int = Field(default=64, ge=1)
     jpeg_quality: int = Field(default=90, ge=10, le=100)
+    # Clip rows per Parquet row group: the trainer's unit of reading (a read task holds data.chunks_per_unit of them
+    # in memory), so rows x a clip's bytes x chunks_per_unit is its memory (docs/ingest.md "Layout").
+    row_group_rows: int = Field(default=256, ge=1)
 
 
 class Dedupe(_Strict):

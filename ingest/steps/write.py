@@ -39,12 +39,12 @@ def _videos_digest(records: list[VideoRecord]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def _table_bytes(table: pa.Table, metadata: dict | None = None) -> bytes:
+def _table_bytes(table: pa.Table, metadata: dict | None = None, row_group_rows: int = 256) -> bytes:
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(metadata)})
     buf = io.BytesIO()
     # Fixed writer settings: reruns must give byte-identical rows (and, here, files).
-    pq.write_table(table, buf, compression="zstd", row_group_size=256, write_statistics=False)
+    pq.write_table(table, buf, compression="zstd", row_group_size=row_group_rows, write_statistics=False)
     return buf.getvalue()
 
 
@@ -87,7 +87,8 @@ def write_part(index: int, records: list[VideoRecord], cfg: IngestConfig) -> dic
     rows.sort(key=lambda r: r["clip_id"])
     table = pa.Table.from_pylist(rows, schema=shards.CLIPS_SCHEMA)
     result = {"part": index, "clips": len(rows), "clips_per_video": per_video, "rejects": rejects, "lengths": lengths}
-    storage.write_bytes(uri, _table_bytes(table, {**expect, "result": result}), cfg.storage_options)
+    storage.write_bytes(uri, _table_bytes(table, {**expect, "result": result}, cfg.clips.row_group_rows),
+                        cfg.storage_options)
     return {**result, "skipped": False}
 
 

@@ -108,3 +108,17 @@ def test_clip_sampling_is_deterministic(sample_root, listed):
     frames = video.decode_jpegs(c["frames"])
     assert frames.shape == (8, 64, 114, 3)  # 192x108 with the short side at 64
     assert not np.array_equal(frames[0], frames[-1])  # the hue sweeps: frames differ
+
+
+def test_clip_parts_have_row_groups_of_the_configured_rows():
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.steps.write import _table_bytes
+
+    table = pa.table({"clip_id": [f"c{i}" for i in range(10)], "frames": [[b"x" * 100]] * 10})
+    for rows, groups in ((256, 1), (4, 3), (1, 10)):
+        meta = pq.ParquetFile(io.BytesIO(_table_bytes(table, row_group_rows=rows))).metadata
+        assert meta.num_row_groups == groups and meta.num_rows == 10

@@ -160,10 +160,13 @@ def packet_bytes(rows: list[dict]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ ours
-def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer_mb: int) -> dict:
+def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer_mb: int,
+                   block_mb: float | None) -> dict:
     plan = EpochPlan(ShardIndex.build([shards], None), seed=0)
     clips = -(-views // spec.num_sample) + batch * 8 + buffer_mb  # + warm-up and what the read-ahead holds
-    ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=1.0, buffer_mb=buffer_mb)
+    ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=1.0, buffer_mb=buffer_mb,
+                       block_mb=block_mb)
+    ds = ds.streaming_split(1, equal=False)[0]  # as trainer/data.py worker_batches: the executor in its own actor
     batch_bytes = batch * spec.num_sample * spec.num_frames * spec.img_size ** 2 * 3
     warmup = 4 + -(-buffer_mb * 2**20 // batch_bytes)  # until the read-ahead is full
     with Watch() as watch:
@@ -270,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--num-sample", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--views", type=int, default=480, help="views counted per arm after the warm-up batches")
     ap.add_argument("--buffer-mb", type=int, default=128, help="Ray Data's read-ahead (data.buffer_mb)")
+    ap.add_argument("--block-mb", type=float, default=16.0, help="decode output block (data.block_mb); 0: one batch")
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--batch", type=int, default=4, help="clips per batch (x num_sample views)")
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
         jpeg_bytes = next(r["bytes_per_clip"] for r in results if r["kind"] == kind and r["arm"] == "limit")
         for ns in args.num_sample:
             spec = spec_for(args.img_size, args.frames, ns)
-            r = bench_ours_ray(shards, spec, args.views, args.batch, args.buffer_mb)
+            r = bench_ours_ray(shards, spec, args.views, args.batch, args.buffer_mb, args.block_mb or None)
             results.append({"kind": kind, "shards": shards, "arm": "ours (Ray Data)", "num_sample": ns,
                             "bytes_per_clip": jpeg_bytes, **r})
             print(f"{kind} ns={ns} ours (Ray Data): {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)

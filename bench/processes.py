@@ -137,7 +137,8 @@ class Watch:
         decode tasks' processes and the training worker's are told apart; its peak is the process's."""
         out: dict[str, dict[str, float]] = {}
         for rec in self.seen.values():
-            titles = sorted(r for r in rec["roles"] if r != "ray::IDLE") or sorted(rec["roles"])
+            ray_titles = [r for r in rec["roles"] if r.startswith("ray::")]  # a Ray worker: what it ran, not how
+            titles = sorted((r for r in ray_titles if r != "ray::IDLE") or ray_titles or rec["roles"])
             work = [t for t in titles if "." not in t] or titles  # actor methods (X.run) under the actor (X)
             cur = out.setdefault(" + ".join(work), {"processes": 0})
             cur["processes"] += 1

@@ -84,11 +84,23 @@ def decode_jpeg(data: bytes) -> np.ndarray:
 
 
 def decode_jpegs(frames: Sequence[bytes]) -> np.ndarray:
-    """A clip's JPEG frames to (T, H, W, 3) uint8, written into one array (no per-frame copies to stack)."""
+    """A clip's JPEG frames to (T, H, W, 3) uint8, each decoded straight into its slot of one array (no per-frame
+    array to copy and free: ~15% of the decode at 16 x 256 px, bench/loader.py)."""
     first = decode_jpeg(frames[0])
     out = np.empty((len(frames), *first.shape), dtype=np.uint8)
     out[0] = first
+    h, w = first.shape[:2]
     for i, f in enumerate(frames[1:], 1):
+        try:
+            same = simplejpeg.decode_jpeg_header(f)[:2] == (h, w)
+        except ValueError:
+            same = False
+        if same:
+            try:
+                simplejpeg.decode_jpeg(f, colorspace="RGB", buffer=out[i])
+                continue
+            except ValueError:
+                pass
         frame = decode_jpeg(f)
         if frame.shape != first.shape:
             raise ValueError(f"frame {i} of a clip is {frame.shape[:2]}, frame 0 is {first.shape[:2]}")

@@ -80,8 +80,8 @@ class DataSection(_Section):
     max_tasks: int | None = Field(None, ge=1)
     prefetch_batches: int = Field(2, ge=0)
     # Decoded samples per decode task's output block, in MB of uint8 pixels: a task decodes as many whole step shares
-    # as fit (at least one). Ray's fixed cost per task (scheduling, the block's metadata, the object-store write) is
-    # ~10-20 ms: at nano size one share per task spends more time on it than on decoding (bench/train_input.py).
+    # as fit (at least one), to pay Ray's fixed cost per task once per block. No gain is shown yet: the nano step was
+    # 1.14-1.15x the model alone at 16 MB and 1.11x at one share per task (bench/train_input.py, one run each).
     block_mb: float = Field(16.0, gt=0)
     # Object-store budget for decoded samples waiting for the trainer (Ray Data otherwise runs far ahead).
     buffer_mb: int = Field(1024, ge=64)

@@ -169,8 +169,8 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, ba
     decode_clips = batch_size if block_mb is None else clips_per_block(spec, batch_size, block_mb)
     ds = ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=decode_clips, batch_format="pyarrow",
                         num_cpus=cpus_per_task, concurrency=max_tasks)
-    # Decoded float clips are large: without a cap Ray Data runs ahead of training into a share of the object store
-    # (and node memory) far beyond the few batches the trainer needs.
+    # Decoded clips are large (16 x 224^2 x 3 bytes each as uint8): without a cap Ray Data runs ahead of training
+    # into a share of the object store (and node memory) far beyond the few batches the trainer needs.
     ds.context.execution_options.resource_limits = ExecutionResources.for_limits(
         object_store_memory=buffer_mb * 1024 * 1024)
     # Pieces in order (a seeded run sees the same first batch; a resume continues the same sequence), whichever task

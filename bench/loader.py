@@ -272,8 +272,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kinds", nargs="+", default=None)
     ap.add_argument("--num-sample", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--views", type=int, default=480, help="views counted per arm after the warm-up batches")
-    ap.add_argument("--buffer-mb", type=int, default=128, help="Ray Data's read-ahead (data.buffer_mb)")
-    ap.add_argument("--block-mb", type=float, default=16.0, help="decode output block (data.block_mb); 0: one batch")
+    ap.add_argument("--buffer-mb", type=int, default=1024, help="Ray Data's read-ahead (data.buffer_mb)")
+    ap.add_argument("--block-mb", type=float, default=0.0,
+                    help="decode output block (data.block_mb); 0: as the trainer, an eighth of --buffer-mb")
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--batch", type=int, default=4, help="clips per batch (x num_sample views)")

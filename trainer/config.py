@@ -79,10 +79,11 @@ class DataSection(_Section):
     cpus_per_task: float = Field(1.0, gt=0)
     max_tasks: int | None = Field(None, ge=1)
     prefetch_batches: int = Field(2, ge=0)
-    # Decoded samples per decode task's output block, in MB of uint8 pixels: a task decodes as many whole step shares
-    # as fit (at least one), to pay Ray's fixed cost per task once per block. No gain is shown yet: the nano step was
-    # 1.14-1.15x the model alone at 16 MB and 1.11x at one share per task (bench/train_input.py, one run each).
-    block_mb: float = Field(16.0, gt=0)
+    # A decode task turns whole step shares, up to this many MB of uint8 pixels, into one output block (None: an
+    # eighth of `buffer_mb`, at most 128). Larger blocks cost less per clip (Ray's fixed cost per object: Kinetics-like
+    # 224 px, one share of 19 MB per block 48.9 clips/s per core, 4 shares 67), but the cap stops Ray Data a whole block
+    # late, so the object store holds up to about `buffer_mb` + 4 blocks.
+    block_mb: float | None = Field(None, gt=0)
     # Object-store budget for decoded samples waiting for the trainer (Ray Data otherwise runs far ahead).
     buffer_mb: int = Field(1024, ge=64)
     # Filesystem options for URI paths (credentials, endpoint: fsspec's storage_options).

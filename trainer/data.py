@@ -145,20 +145,31 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return out
 
 
+def sample_nbytes(spec: SampleSpec) -> int:
+    """Bytes of one decoded sample's pixels (uint8, T x S x S x 3)."""
+    return spec.num_frames * spec.img_size ** 2 * 3
+
+
 def clips_per_block(spec: SampleSpec, share: int, block_mb: float) -> int:
     """Clips one decode task turns into samples: whole step shares (`share` clips) up to `block_mb` of uint8 pixels,
     at least one share, so a step's batch never straddles two blocks (no copy to join them)."""
-    sample_bytes = spec.num_frames * spec.img_size ** 2 * 3
-    shares = int(block_mb * 2**20 // (share * spec.num_sample * sample_bytes))
+    shares = int(block_mb * 2**20 // (share * spec.num_sample * sample_nbytes(spec)))
     return share * max(1, shares)
+
+
+def auto_block_mb(buffer_mb: float) -> float:
+    """`data.block_mb` when not set: an eighth of the read-ahead, at most Ray Data's default block (128 MiB). The cap
+    stops Ray Data a whole block late, so what the object store holds stays within ~1.5x `buffer_mb`; larger blocks
+    cost less per clip (Ray's fixed cost per object)."""
+    return min(128.0, buffer_mb / 8)
 
 
 def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, batch_size: int, stream: int = 0,
                   streams: int = 1, cpus_per_task: float = 1.0, max_tasks: int | None = None, buffer_mb: int = 1024,
                   block_mb: float | None = None):
     """The Ray Dataset of the samples at positions [start, end) of stream `stream` of `streams` (one stream: the
-    plan's order itself, positions = seqs). `batch_size` clips per step share; `block_mb`: decode several shares per
-    task (`clips_per_block`; None: one share per task)."""
+    plan's order itself, positions = seqs). `batch_size` clips per step share; a decode task turns whole shares, up to
+    `block_mb` of pixels (None: `auto_block_mb`), into one output block (`clips_per_block`)."""
     import ray.data
     from ray.data import ExecutionResources
 
@@ -166,7 +177,7 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, ba
     ds = ray.data.range(len(pieces), override_num_blocks=min(len(pieces), 200))
     ds = ds.map_batches(functools.partial(read_units, plan=plan, pieces=pieces), batch_size=1,
                         batch_format="numpy", num_cpus=min(cpus_per_task, 0.5), concurrency=max_tasks)
-    decode_clips = batch_size if block_mb is None else clips_per_block(spec, batch_size, block_mb)
+    decode_clips = clips_per_block(spec, batch_size, auto_block_mb(buffer_mb) if block_mb is None else block_mb)
     ds = ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=decode_clips, batch_format="pyarrow",
                         num_cpus=cpus_per_task, concurrency=max_tasks)
     # Decoded clips are large (16 x 224^2 x 3 bytes each as uint8): without a cap Ray Data runs ahead of training
@@ -176,6 +187,9 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, ba
     # Pieces in order (a seeded run sees the same first batch; a resume continues the same sequence), whichever task
     # finishes first. Set on the dataset: a worker's own DataContext is not the driver's.
     ds.context.execution_options.preserve_order = True
+    # One decode batch per block: Ray Data otherwise joins consecutive batches into 128 MiB blocks whatever the cap, and
+    # the cap stops it a whole block late (a 256 MB cap held 336 MiB of nano clips; a CI run's training spilled).
+    ds.context.target_max_block_size = decode_clips * spec.num_sample * sample_nbytes(spec) + 2**20
     ds.context.enable_progress_bars = False  # the trainer logs its own progress (trainer/metrics.py)
     return ds
 

@@ -6,7 +6,8 @@
 - `snapshot(pid)`: per process of the tree: role (the process title: Ray names its workers `ray::<task>`), current
   RSS, peak RSS (`VmHWM`, the kernel's high-water mark, which sampling cannot miss), PSS and USS (`smaps_rollup`;
   Ray's shared-memory object store pages count in a process's RSS once it maps them, not in its USS).
-- `Watch`: a thread sampling snapshots every `interval` seconds and keeping each process's peaks by role.
+- `Watch`: a thread sampling snapshots every `interval` seconds and keeping each process's peaks (memory) and last
+  CPU time (user + system); `peaks()` by role. scripts/experiments.py watches its service commands with it.
 """
 
 from __future__ import annotations
@@ -96,12 +97,15 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 def snapshot(pid: int | None = None) -> dict[int, dict]:
-    return {p: {"role": role(p), **memory_mb(p)} for p in descendants(pid or os.getpid())}
+    """Per process of the tree: role, memory (MB) and CPU seconds so far (its own, not its reaped children's)."""
+    return {p: {"role": role(p), **memory_mb(p), "cpu_s": cpu_seconds(p, reaped=False)}
+            for p in descendants(pid or os.getpid())}
 
 
 @dataclass
 class Watch:
-    """Peaks of every process in the tree, sampled in a thread; `peaks()` by role (the largest process of each)."""
+    """Peaks of every process in the tree, sampled in a thread; `peaks()` by role (the largest process of each).
+    A process's CPU time is its last sample, so up to `interval` s of a process's final moments can be missed."""
 
     pid: int = field(default_factory=os.getpid)
     interval: float = 0.5

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -41,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiments_report a
 import experiments_report  # noqa: E402
 import stages  # noqa: E402
 from stages import ROOT, Stage, StageConfig, Strict, set_args  # noqa: E402
+
+from bench.processes import Watch  # noqa: E402
 
 log = logging.getLogger("experiments")
 PARTS = ("data", "pretrain", "finetune", "features", "recon", "stepcost", "report")
@@ -122,72 +122,20 @@ def validate_stage_configs(cfg: ExperimentConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- process watch
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-class ProcessWatch:
-    """Samples /proc every `interval` s for the descendants of one process: per process its peak RSS (VmHWM, the
-    kernel's own high-water mark, so sampling cannot miss the peak) and CPU time (utime + stime). The Ray Train
-    worker (`ray::RayTrainWorker...` in its command line) is the training process; data tasks run elsewhere.
-    A process's CPU time is its last sample, so up to `interval` s of a process's final moments can be missed."""
+class ProcessWatch(Watch):
+    """bench/processes.py's `Watch` over one service command's process tree (peak RSS from the kernel's VmHWM, CPU
+    time per process), summed for the results: the Ray Train worker (`ray::RayTrainWorker...` titles) is the training
+    process; data tasks run elsewhere."""
 
     def __init__(self, root_pid: int, interval: float = 0.5):
-        self.root, self.interval = root_pid, interval
-        self.seen: dict[int, dict] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
-    def sample(self) -> None:
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                stat = _read(f"/proc/{entry}/stat")
-                if stat:
-                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        family, frontier = set(), {self.root}
-        while frontier:
-            family |= frontier
-            frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - family
-        for pid in family:
-            stat, status = _read(f"/proc/{pid}/stat"), _read(f"/proc/{pid}/status")
-            if not stat or not status:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-            hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-            rec = self.seen.setdefault(pid, {"cmd": _read(f"/proc/{pid}/cmdline").replace("\0", " ")[:200]})
-            rec["cpu_s"] = max(rec.get("cpu_s", 0.0), cpu)
-            rec["peak_rss_mb"] = max(rec.get("peak_rss_mb", 0.0), hwm / 1024)
-            if "RayTrainWorker" in rec["cmd"] or "RayTrainWorker" in _read(f"/proc/{pid}/cmdline"):
-                rec["train_worker"] = True
+        super().__init__(pid=root_pid, interval=interval)
 
     def summary(self) -> dict:
-        workers = [r for r in self.seen.values() if r.get("train_worker")]
+        workers = [r for r in self.seen.values() if any("RayTrainWorker" in t for t in r["roles"])]
         return {"train_worker_cpu_s": sum(r["cpu_s"] for r in workers) if workers else None,
-                "train_worker_peak_rss_mb": max((r["peak_rss_mb"] for r in workers), default=None),
+                "train_worker_peak_rss_mb": max((r["hwm"] for r in workers), default=None),
                 "all_processes_cpu_s": sum(r.get("cpu_s", 0.0) for r in self.seen.values()),
                 "train_workers_found": len(workers)}
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
 
 
 # ---------------------------------------------------------------------------------------------- stages

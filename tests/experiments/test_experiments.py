@@ -43,7 +43,7 @@ def test_process_watch_sees_a_child_process():
     with experiments.ProcessWatch(proc.pid, interval=0.1) as watch:
         proc.wait()
     usage = watch.summary()
-    peaks = [r["peak_rss_mb"] for r in watch.seen.values()]
+    peaks = [r["hwm"] for r in watch.seen.values()]
     assert max(peaks) >= 60  # the 64 MiB buffer is in the peak RSS
     assert usage["all_processes_cpu_s"] >= 0.5  # ~1.5 s of busy loop, less whatever the last sample missed
     assert usage["train_workers_found"] == 0 and usage["train_worker_cpu_s"] is None

@@ -47,7 +47,7 @@ import torch
 
 from bench.processes import Watch, tree_cpu
 from bench.tables import table
-from trainer.data import SampleSpec, build_dataset, decode_batch
+from trainer.data import SampleSpec, auto_block_mb, build_dataset, clips_per_block, decode_batch, sample_nbytes
 from trainer.plan import EpochPlan, ShardIndex
 from videomae.augment import train_frames
 from videomae.masks import MaskingConfig, sample_masks
@@ -163,12 +163,14 @@ def packet_bytes(rows: list[dict]) -> float:
 def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer_mb: int,
                    block_mb: float | None) -> dict:
     plan = EpochPlan(ShardIndex.build([shards], None), seed=0)
-    clips = -(-views // spec.num_sample) + batch * 8 + buffer_mb  # + warm-up and what the read-ahead holds
+    ahead = -(-buffer_mb * 2**20 // (batch * spec.num_sample * sample_nbytes(spec)))  # batches the read-ahead holds
+    warmup = 4 + ahead  # until the read-ahead is full
+    # Enough clips for the warm-up, the counted window and a full read-ahead behind it (at its end), plus a block.
+    block = clips_per_block(spec, batch, block_mb or auto_block_mb(buffer_mb))
+    clips = (warmup + -(-views // (spec.num_sample * batch)) + ahead) * batch + block
     ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=1.0, buffer_mb=buffer_mb,
                        block_mb=block_mb)
     ds = ds.streaming_split(1, equal=False)[0]  # as trainer/data.py worker_batches: the executor in its own actor
-    batch_bytes = batch * spec.num_sample * spec.num_frames * spec.img_size ** 2 * 3
-    warmup = 4 + -(-buffer_mb * 2**20 // batch_bytes)  # until the read-ahead is full
     with Watch() as watch:
         out = measure(iter(ds.iter_torch_batches(batch_size=batch * spec.num_sample, prefetch_batches=2)), views,
                       warmup)

@@ -23,13 +23,17 @@ Clips/s per core = views delivered / CPU-seconds of every process involved (this
 DataLoader workers, Ray's raylet, GCS and task workers), after the first batch. Unlike a wall-clock rate it does not
 move when other jobs share the machine. Bytes per clip: for the reference, the video's packets from the keyframe at
 or before the clip's first frame to its last frame (what a seek-and-decode must read and decode); for shards, the
-clip row's JPEG bytes. Memory: the peak RSS (kernel high-water mark) and USS of each process, by role.
+clip row's JPEG bytes. Memory: the peak RSS (kernel high-water mark) and USS of each process, by role. Where the Ray
+arm's CPU goes: ms per view delivered, by part (decode tasks, split coordinator, consumer, Ray's daemons and actors),
+over the counted window. The object store is pre-faulted (`preallocate_plasma_memory`), as a long run's store is
+after its first minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import os
 import platform
@@ -45,7 +49,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from bench.processes import Watch, tree_cpu
+from bench.processes import Watch, snapshot, tree_cpu
 from bench.tables import table
 from trainer.data import SampleSpec, auto_block_mb, build_dataset, clips_per_block, decode_batch, sample_nbytes
 from trainer.plan import EpochPlan, ShardIndex
@@ -71,23 +75,31 @@ def consume(batch: dict[str, torch.Tensor]) -> int:
     return int(clip.shape[0])
 
 
-def measure(batches, views: int, warmup: int = 4) -> dict:
+def measure(batches, views: int, warmup: int = 4, mark=None, watch: Watch | None = None) -> dict:
     """Steady state after `warmup` batches (start-up and the read-ahead filling up are paid before the window; in
     the window, read-ahead stays full, so the work done in it is the work of the views consumed): views/s (wall),
-    CPU-seconds of the process tree, views per CPU-second."""
+    CPU-seconds of the process tree (less what `watch`'s sampling thread used), views per CPU-second. `mark()` is
+    called as the window opens and closes."""
     t_start = time.perf_counter()
     consume(next(batches))
     first = time.perf_counter() - t_start
     for _ in range(warmup - 1):
         consume(next(batches))
+    if mark:
+        mark()
+    own0 = watch.own_cpu_s if watch else 0.0
     cpu0, t0, seen = tree_cpu(), time.perf_counter(), 0
     for batch in batches:
         seen += consume(batch)
         if seen >= views:
             break
     wall, cpu = time.perf_counter() - t0, tree_cpu() - cpu0
+    watched = (watch.own_cpu_s if watch else 0.0) - own0
+    cpu -= watched
+    if mark:
+        mark()
     return {"views": seen, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "clips_per_s": seen / wall,
-            "clips_per_core_s": seen / cpu, "first_batch_s": round(first, 3)}
+            "clips_per_core_s": seen / cpu, "first_batch_s": round(first, 3), "watch_cpu_s": round(watched, 3)}
 
 
 # ------------------------------------------------------------------------------------------------ reference
@@ -136,7 +148,7 @@ def bench_reference(rows: list[dict], spec: SampleSpec, views: int, batch: int, 
     loader = torch.utils.data.DataLoader(VideoClips(order, spec), batch_size=batch, num_workers=workers,
                                          shuffle=False, collate_fn=_collate, prefetch_factor=2)
     with Watch() as watch:
-        out = measure(iter(loader), views)
+        out = measure(iter(loader), views, watch=watch)
     return {**out, "memory_mb": watch.peaks()}
 
 
@@ -171,10 +183,37 @@ def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer
     ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=1.0, buffer_mb=buffer_mb,
                        block_mb=block_mb)
     ds = ds.streaming_split(1, equal=False)[0]  # as trainer/data.py worker_batches: the executor in its own actor
+    marks: list[dict] = []
     with Watch() as watch:
-        out = measure(iter(ds.iter_torch_batches(batch_size=batch * spec.num_sample, prefetch_batches=2)), views,
-                      warmup)
-    return {**out, "memory_mb": watch.peaks()}
+        batches = iter(ds.iter_torch_batches(batch_size=batch * spec.num_sample, prefetch_batches=2))
+        try:
+            out = measure(batches, views, warmup, mark=lambda: marks.append(snapshot()), watch=watch)
+        finally:  # while Ray is up: a generator finalised after ray.shutdown() takes the process down with it
+            batches.close()
+    parts = cpu_by_part(*marks, out["views"])
+    parts["consumer"] = round(parts["consumer"] - 1e3 * out["watch_cpu_s"] / out["views"], 3)  # not the Watch's
+    return {**out, "memory_mb": watch.peaks(), "cpu_ms_per_view": parts}
+
+
+def part(role: str) -> str:
+    """Which part of the Ray data path a process is, from its title."""
+    if "MapBatches" in role or "ReadRange" in role:
+        return "decode tasks"  # read_units and decode_batch, often in the same worker process in turn
+    if "SplitCoordinator" in role:
+        return "split coordinator"  # the streaming executor, in its own actor (trainer/data.py worker_batches)
+    return "Ray's daemons and actors"  # raylet, GCS, agents, Ray Data's stats and autoscaling actors, idle workers
+
+
+def cpu_by_part(start: dict[int, dict], end: dict[int, dict], views: int) -> dict[str, float]:
+    """CPU ms per view delivered, by part of the data path, over the counted window (two `snapshot()`s). A Ray
+    worker's title is its current task; one that is idle at a mark is named by the title it had at the other."""
+    out: dict[str, float] = {}
+    for pid, rec in end.items():
+        before = start.get(pid, {"cpu_s": 0.0, "role": rec["role"]})
+        role = rec["role"] if rec["role"] != "ray::IDLE" else before["role"]
+        key = "consumer" if pid == os.getpid() else part(role)  # this process: iter_torch_batches, as a worker
+        out[key] = out.get(key, 0.0) + 1e3 * (rec["cpu_s"] - before["cpu_s"]) / views
+    return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 def shard_tables(shards: str) -> list:
@@ -199,7 +238,7 @@ def bench_ours_threads(rows_table, spec: SampleSpec, views: int, batch: int, wor
                     yield {key: torch.from_numpy(v) for key, v in out.items()}
 
     with Watch() as watch:
-        out = measure(batches(), views)
+        out = measure(batches(), views, watch=watch)
     return {**out, "memory_mb": watch.peaks()}
 
 
@@ -317,8 +356,12 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{kind} ns={ns} {arm}: {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)
     import ray
 
+    # The store's pages pre-faulted at start: a long training run touches each page once in its first minutes, and
+    # a counted window of a few GB would otherwise pay that first touch (the kernel zero-filling fresh shared pages:
+    # 1-2 ms of the decode tasks' CPU per 224-px view) as if it were the steady state.
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
-             object_store_memory=1024 * 1024 * 1024)
+             object_store_memory=max(1024, 2 * args.buffer_mb) * 2**20,
+             _system_config={"preallocate_plasma_memory": True})
     for kind in kinds:
         shards = inputs[kind]["shards"]
         jpeg_bytes = next(r["bytes_per_clip"] for r in results if r["kind"] == kind and r["arm"] == "limit")
@@ -328,6 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
             results.append({"kind": kind, "shards": shards, "arm": "ours (Ray Data)", "num_sample": ns,
                             "bytes_per_clip": jpeg_bytes, **r})
             print(f"{kind} ns={ns} ours (Ray Data): {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)
+    gc.collect()  # the datasets' iterators and actor handles go while Ray is up (after ray.shutdown() they exit us)
     ray.shutdown()
     summary = summarise(results)
     report = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
@@ -362,6 +406,7 @@ def summarise(results: list[dict]) -> list[dict]:
             if thr:
                 row["in_process_vs_limit"] = thr["clips_per_core_s"] / row["limit_views"]
             row["breakdown_ms"] = {k: v for k, v in by.get((kind, "breakdown", ns), {}).items() if k.endswith("_ms")}
+            row["ray_cpu_ms_per_view"] = (ray_ or {}).get("cpu_ms_per_view", {})
             out.append(row)
     def fmt(v, p=1):
         return "-" if v is None else f"{v:.{p}f}"
@@ -375,6 +420,10 @@ def summarise(results: list[dict]) -> list[dict]:
     print(table([{"input": r["kind"], "num_sample": r["num_sample"],
                   **{k.removesuffix("_ms") + " ms/clip": f"{v:.2f}" for k, v in r["breakdown_ms"].items()}}
                  for r in out if r["breakdown_ms"]]))
+    parts = list(dict.fromkeys(k for r in out for k in r["ray_cpu_ms_per_view"]))
+    print(table([{"input": r["kind"], "num_sample": r["num_sample"],
+                  **{f"{k} ms/view": fmt(r["ray_cpu_ms_per_view"].get(k), 2) for k in parts}}
+                 for r in out if r["ray_cpu_ms_per_view"]]))
     print("clips/s per CPU core (views delivered per CPU-second of every process involved); limit = bare JPEG "
           "decode of the same rows x num_sample (a decode feeds num_sample views)")
     return out

@@ -7,13 +7,16 @@
   RSS, peak RSS (`VmHWM`, the kernel's high-water mark, which sampling cannot miss), PSS and USS (`smaps_rollup`;
   Ray's shared-memory object store pages count in a process's RSS once it maps them, not in its USS).
 - `Watch`: a thread sampling snapshots every `interval` seconds and keeping each process's peaks (memory) and last
-  CPU time (user + system); `peaks()` by role. scripts/experiments.py watches its service commands with it.
+  CPU time (user + system); `peaks()` by role. Its own CPU (`own_cpu_s`: reading every process's smaps is not free,
+  tens of ms a sample for GB-sized processes) lands in the watching process: benchmarks subtract it.
+  scripts/experiments.py watches its service commands with it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -110,6 +113,7 @@ class Watch:
     pid: int = field(default_factory=os.getpid)
     interval: float = 0.5
     seen: dict[int, dict] = field(default_factory=dict)
+    own_cpu_s: float = 0.0  # CPU seconds the sampling thread has used so far
 
     def __post_init__(self):
         self._stop = threading.Event()
@@ -127,6 +131,7 @@ class Watch:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
+            self.own_cpu_s = time.thread_time()
 
     def sample(self) -> None:
         for p, m in snapshot(self.pid).items():

@@ -22,6 +22,8 @@ The trainer never opens an original video: the shards hold everything (docs/arch
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 from collections.abc import Iterator
@@ -100,13 +102,46 @@ def read_units(batch: dict[str, np.ndarray], plan: EpochPlan, pieces: tuple[Piec
     return pa.concat_tables(tables)
 
 
-def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+_heap_kept = False
+
+
+def keep_heap() -> bool:
+    """Have glibc keep freed memory in this process's heap and serve large buffers from it: no `mmap` per large
+    array (`M_MMAP_MAX` 0), no returning the heap's top to the kernel (`M_TRIM_THRESHOLD` 2 GiB, its largest).
+
+    Why: a decode task allocates its output block (up to `data.block_mb`, above glibc's largest mmap threshold of
+    32 MiB) and a clip's decoded frames again and again. Served by `mmap` and given back at `free`, every one of
+    their pages is a fresh page fault that the kernel zero-fills (numpy asks for huge pages), before we write it:
+    2.3 ms of kernel time per 224-px view, a fifth of the task's CPU (bench/loader.py, Kinetics-like, num_sample 1).
+    Kept in the heap, the next block reuses the same pages. The cost: the process's RSS stays at its high-water mark
+    (one block and a clip's frames, which the task needs again next batch anyway). Linux/glibc only; elsewhere a
+    no-op returning False. Once per process."""
+    global _heap_kept
+    if _heap_kept:
+        return True
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt, macOS none)
+        mallopt = None
+    if mallopt is None:
+        return False
+    _heap_kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _heap_kept
+
+
+def decode_batch(table: pa.Table, spec: SampleSpec, *, own_process: bool = False) -> dict[str, np.ndarray]:
     """Clip rows -> `num_sample` samples per clip: clip (B*R, T, S, S, 3) uint8 (cropped, resized, flipped pixels;
     `to_device` makes them model input on the worker), label, seq, repeat and, for pre-training, enc_mask/dec_mask
-    (B*R, N) bool (True = hidden from the encoder / decoded; docs/architecture.md)."""
+    (B*R, N) bool (True = hidden from the encoder / decoded; docs/architecture.md). `own_process`: the caller is a
+    Ray task's worker process, whose heap policy this may set (`keep_heap`); `build_dataset` says so."""
     # One intra-op thread per task, as torch's DataLoader sets in its workers: Ray schedules tasks per CPU, and a task
     # spawning a thread per core would fight the other tasks and the trainer for them.
     torch.set_num_threads(1)
+    if own_process:
+        keep_heap()
     frames_col = table.column("frames").to_pylist()
     labels = table.column("label").fill_null(-1).to_numpy().astype(np.int64)
     seqs = table.column("seq").to_numpy()
@@ -117,7 +152,7 @@ def decode_batch(table: pa.Table, spec: SampleSpec) -> dict[str, np.ndarray]:
         pixels = decode_jpegs(select_frames(frames, spec.num_frames, spec.frame_step))  # (T, H, W, 3) uint8
         for r in range(spec.num_sample):
             rng = np.random.default_rng([spec.seed, int(seq), r])
-            clips[len(out_seq)] = train_frames(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug)
+            train_frames(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug, out=clips[len(out_seq)])
             if spec.masks is not None:
                 e, d = sample_masks(spec.masks, spec.grid, 1, rng)  # (1, N) each
                 enc.append(e[0])
@@ -178,8 +213,8 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, ba
     ds = ds.map_batches(functools.partial(read_units, plan=plan, pieces=pieces), batch_size=1,
                         batch_format="numpy", num_cpus=min(cpus_per_task, 0.5), concurrency=max_tasks)
     decode_clips = clips_per_block(spec, batch_size, auto_block_mb(buffer_mb) if block_mb is None else block_mb)
-    ds = ds.map_batches(functools.partial(decode_batch, spec=spec), batch_size=decode_clips, batch_format="pyarrow",
-                        num_cpus=cpus_per_task, concurrency=max_tasks)
+    ds = ds.map_batches(functools.partial(decode_batch, spec=spec, own_process=True), batch_size=decode_clips,
+                        batch_format="pyarrow", num_cpus=cpus_per_task, concurrency=max_tasks)
     # Decoded clips are large (16 x 224^2 x 3 bytes each as uint8): without a cap Ray Data runs ahead of training
     # into a share of the object store (and node memory) far beyond the few batches the trainer needs.
     ds.context.execution_options.resource_limits = ExecutionResources.for_limits(

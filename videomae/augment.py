@@ -97,33 +97,42 @@ def rand_augment(frames: np.ndarray, spec: str, rng: np.random.Generator) -> np.
     return np.stack(out)  # (T, H, W, 3)
 
 
-def crop_resize_frames(frames: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+def crop_resize_frames(frames: np.ndarray, box: tuple[int, int, int, int], size: int,
+                       out: np.ndarray | None = None) -> np.ndarray:
     """uint8 (T, H, W, 3) -> the box, resized to uint8 (T, size, size, 3): bilinear, half-pixel centres, no
-    antialiasing (torch's uint8 kernel, the same sampling as `crop_resize` on floats, rounded: within one level)."""
+    antialiasing (torch's uint8 kernel, the same sampling as `crop_resize` on floats, rounded: within one level).
+    `out`: a C-contiguous uint8 (T, size, size, 3) array to write into (a decode batch's slot), which spares two
+    copies of the view (the box made contiguous, the result copied into place): the kernel reads the box where it
+    lies and writes the slot; the same pixels either way (tests/videomae/test_augment.py)."""
     top, left, ch, cw = box
     x = frames[:, top:top + ch, left:left + cw]
+    if out is None:
+        out = np.empty((x.shape[0], size, size, 3), dtype=np.uint8)
     if (ch, cw) == (size, size):
-        return np.ascontiguousarray(x)
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)  # (T, 3, ch, cw), channels-last in memory
-    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-    return out.permute(0, 2, 3, 1).contiguous().numpy()  # (T, S, S, 3)
+        out[...] = x
+        return out
+    t = torch.from_numpy(x).permute(0, 3, 1, 2)  # (T, 3, ch, cw) view, channels-last in memory
+    # interpolate's own kernel (F.interpolate calls it), with its out= form: the result lands in `out`'s memory.
+    torch._C._nn.upsample_bilinear2d(t, (size, size), False, None, None, out=torch.from_numpy(out).permute(0, 3, 1, 2))
+    return out
 
 
 def train_frames(frames: np.ndarray, size: int, rng: np.random.Generator, scales: Sequence[float] = MULTI_SCALES,
-                 flip: bool = False, rand_aug: str | None = None) -> np.ndarray:
+                 flip: bool = False, rand_aug: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The training transform up to the pixels: [RandAugment] -> multi-scale crop -> [flip], uint8 (T, H, W, 3) ->
     uint8 (T, size, size, 3). What the data path ships to a training worker; the worker's device makes the model
     input (`videomae.transforms.frames_to_input`: float, channels first, normalised).
 
     The random draws are those of the float transform this replaced (RandAugment's seed, the box, the flip, in
     that order), so a seed gives the same crop, flip and, drawn next from the same generator, the same masks; the
-    pixels are that transform's rounded to uint8 (tests/videomae/test_augment.py checks both)."""
+    pixels are that transform's rounded to uint8 (tests/videomae/test_augment.py checks both). `out`: where to write
+    them (`crop_resize_frames`)."""
     if rand_aug:
         frames = rand_augment(frames, rand_aug, rng)
     _, h, w, _ = frames.shape
-    out = crop_resize_frames(frames, multi_scale_box(h, w, size, rng, scales), size)
+    out = crop_resize_frames(frames, multi_scale_box(h, w, size, rng, scales), size, out)
     if flip and rng.random() < 0.5:
-        out = np.ascontiguousarray(out[:, :, ::-1])
+        out[...] = out[:, :, ::-1].copy()
     return out
 
 

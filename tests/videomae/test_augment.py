@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from videomae.augment import MULTI_SCALES, crop_resize, multi_scale_box, train_clip, train_frames
+from videomae.augment import MULTI_SCALES, crop_resize, crop_resize_frames, multi_scale_box, train_clip, train_frames
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.transforms import frames_to_input, normalize, to_tensor
 
@@ -68,3 +68,19 @@ def test_frames_to_input_is_normalize_of_to_tensor():
     torch.testing.assert_close(out[1], normalize(to_tensor(frames.flip(1))), rtol=0, atol=2e-6)
     with pytest.raises(ValueError, match="uint8"):
         frames_to_input(batch.float())
+
+
+@pytest.mark.parametrize("box", [(0, 0, 48, 64), (5, 17, 40, 41), (8, 3, 32, 32), (0, 21, 48, 43)])
+def test_crop_resize_into_a_slot_is_interpolate(box: tuple[int, int, int, int]):
+    """Writing into a decode batch's slot (the box read where it lies, `out=`) gives F.interpolate's pixels exactly,
+    as the copy-then-resize path did; a box of the output size is copied as is."""
+    frames = natural_frames(3, 48, 85, seed=sum(box))
+    top, left, ch, cw = box
+    crop = torch.from_numpy(np.ascontiguousarray(frames[:, top:top + ch, left:left + cw])).permute(0, 3, 1, 2)
+    want = torch.nn.functional.interpolate(crop, size=(32, 32), mode="bilinear", align_corners=False,
+                                           antialias=False).permute(0, 2, 3, 1).numpy()
+    batch = np.zeros((2, 3, 32, 32, 3), dtype=np.uint8)
+    got = crop_resize_frames(frames, box, 32, out=batch[1])
+    assert got is batch[1] or np.shares_memory(got, batch[1])
+    assert np.array_equal(batch[1], want) and not batch[0].any()  # the slot, only the slot
+    assert np.array_equal(crop_resize_frames(frames, box, 32), want)  # without a slot: a new array, same pixels

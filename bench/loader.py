@@ -190,7 +190,7 @@ def bench_ours_ray(shards: str, spec: SampleSpec, views: int, batch: int, buffer
             out = measure(batches, views, warmup, mark=lambda: marks.append(snapshot()), watch=watch)
         finally:  # while Ray is up: a generator finalised after ray.shutdown() takes the process down with it
             batches.close()
-    parts = cpu_by_part(*marks, out["views"])
+    parts = cpu_by_part(*marks, out["views"], {pid: rec["roles"] for pid, rec in watch.seen.items()})
     parts["consumer"] = round(parts["consumer"] - 1e3 * out["watch_cpu_s"] / out["views"], 3)  # not the Watch's
     return {**out, "memory_mb": watch.peaks(), "cpu_ms_per_view": parts}
 
@@ -204,16 +204,35 @@ def part(role: str) -> str:
     return "Ray's daemons and actors"  # raylet, GCS, agents, Ray Data's stats and autoscaling actors, idle workers
 
 
-def cpu_by_part(start: dict[int, dict], end: dict[int, dict], views: int) -> dict[str, float]:
+def cpu_by_part(start: dict[int, dict], end: dict[int, dict], views: int,
+                roles: dict[int, set[str]] | None = None) -> dict[str, float]:
     """CPU ms per view delivered, by part of the data path, over the counted window (two `snapshot()`s). A Ray
-    worker's title is its current task; one that is idle at a mark is named by the title it had at the other."""
+    worker's title is its current task: a process is named by every title it had (`roles`, the Watch's samples, and
+    the two marks), so a decode worker idle at both marks still counts as a decode task."""
     out: dict[str, float] = {}
     for pid, rec in end.items():
         before = start.get(pid, {"cpu_s": 0.0, "role": rec["role"]})
-        role = rec["role"] if rec["role"] != "ray::IDLE" else before["role"]
-        key = "consumer" if pid == os.getpid() else part(role)  # this process: iter_torch_batches, as a worker
+        titles = {rec["role"], before["role"], *(roles or {}).get(pid, ())}
+        kinds = {part(t) for t in titles if t != "ray::IDLE"} or {part(rec["role"])}
+        key = next((k for k in ("decode tasks", "split coordinator") if k in kinds), kinds.pop())
+        if pid == os.getpid():
+            key = "consumer"  # this process: iter_torch_batches, as a training worker
         out[key] = out.get(key, 0.0) + 1e3 * (rec["cpu_s"] - before["cpu_s"]) / views
     return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def settle(quiet_cores: float = 0.1, timeout_s: float = 30.0) -> float:
+    """Wait until the process tree is idle (below `quiet_cores` of CPU over a second), at most `timeout_s`: a
+    finished arm's dataset may still be decoding ahead in its executor, whose CPU would land in the next arm's
+    window. Returns the seconds waited."""
+    gc.collect()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        c0 = tree_cpu()
+        time.sleep(1.0)
+        if tree_cpu() - c0 < quiet_cores:
+            break
+    return time.perf_counter() - t0
 
 
 def shard_tables(shards: str) -> list:
@@ -367,7 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
         jpeg_bytes = next(r["bytes_per_clip"] for r in results if r["kind"] == kind and r["arm"] == "limit")
         for ns in args.num_sample:
             spec = spec_for(args.img_size, args.frames, ns)
+            waited = settle()
             r = bench_ours_ray(shards, spec, args.views, args.batch, args.buffer_mb, args.block_mb or None)
+            r["settled_s"] = round(waited, 1)
             results.append({"kind": kind, "shards": shards, "arm": "ours (Ray Data)", "num_sample": ns,
                             "bytes_per_clip": jpeg_bytes, **r})
             print(f"{kind} ns={ns} ours (Ray Data): {r['clips_per_core_s']:.1f} clips/s per core", file=sys.stderr)

@@ -113,8 +113,8 @@ def keep_heap() -> bool:
     Why: a decode task allocates its output block (up to `data.block_mb`, above glibc's largest mmap threshold of
     32 MiB) and a clip's decoded frames again and again. Served by `mmap` and given back at `free`, every one of
     their pages is a fresh page fault that the kernel zero-fills (numpy asks for huge pages), before we write it
-    (bench/loader.py, Kinetics-like, one 224-px view per clip: the decode task's kernel time fell from 2.3 to
-    1.0-1.1 ms per view with this, to 0.4 ms with the object store's pages also touched before; the task's CPU
+    (bench/loader.py, Kinetics-like, one 224-px view per clip: the decode task's kernel time fell from 1.7-2.5 to
+    1.0-1.2 ms per view with this, to 0.4 ms with the object store's pages also touched before; the task's CPU
     from ~11 to ~9.5 ms per view).
     Kept in the heap, the next block reuses the same pages. The cost: the process's RSS stays at its high-water mark
     (one block and a clip's frames, which the task needs again next batch anyway). Linux/glibc only; elsewhere a

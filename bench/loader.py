@@ -123,7 +123,7 @@ class VideoClips(torch.utils.data.Dataset):
         enc, dec = [], []
         for k in range(s.num_sample):
             rng = np.random.default_rng([s.seed, i, k])
-            out[k] = train_frames(frames, s.img_size, rng, s.scales)
+            train_frames(frames, s.img_size, rng, s.scales, out=out[k])  # as ours: straight into the batch
             e, d = sample_masks(s.masks, s.grid, 1, rng)
             enc.append(e[0])
             dec.append(d[0])
@@ -213,10 +213,15 @@ def cpu_by_part(start: dict[int, dict], end: dict[int, dict], views: int,
     for pid, rec in end.items():
         before = start.get(pid, {"cpu_s": 0.0, "role": rec["role"]})
         titles = {rec["role"], before["role"], *(roles or {}).get(pid, ())}
-        kinds = {part(t) for t in titles if t != "ray::IDLE"} or {part(rec["role"])}
-        key = next((k for k in ("decode tasks", "split coordinator") if k in kinds), kinds.pop())
+        kinds = {part(t) for t in titles if t != "ray::IDLE"}
         if pid == os.getpid():
             key = "consumer"  # this process: iter_torch_batches, as a training worker
+        elif "decode tasks" in kinds:
+            key = "decode tasks"
+        elif "split coordinator" in kinds:
+            key = "split coordinator"
+        else:
+            key = "Ray's daemons and actors"
         out[key] = out.get(key, 0.0) + 1e3 * (rec["cpu_s"] - before["cpu_s"]) / views
     return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 

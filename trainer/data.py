@@ -126,7 +126,7 @@ def keep_heap() -> bool:
     try:
         libc = ctypes.CDLL(name) if name else None
         mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt, macOS none)
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt (macOS)
         mallopt = None
     if mallopt is None:
         return False

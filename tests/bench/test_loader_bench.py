@@ -43,3 +43,13 @@ def test_realistic_inputs_and_every_loader_arm(tmp_path):
     assert summary["num_sample"] == 2 and summary["ours_vs_reference"] > 0 and 0 < summary["ours_vs_limit"]
     assert summary["breakdown_ms"]["jpeg_ms"] > 0
     assert "ours/limit" in run.stdout
+    # Where the Ray arm's CPU went, by part: the decode tasks did work in the window, and the parts add up to the
+    # window's CPU (the Watch's own sampling taken out of both).
+    ray_arm = arms["ours (Ray Data)"]
+    parts = ray_arm["cpu_ms_per_view"]
+    assert parts["decode tasks"] > 0 and set(parts) <= {"decode tasks", "consumer", "split coordinator",
+                                                        "Ray's daemons and actors"}
+    total = sum(parts.values()) * ray_arm["views"] / 1e3
+    assert abs(total - ray_arm["cpu_s"]) <= 0.25 * ray_arm["cpu_s"] + 0.5, (total, ray_arm["cpu_s"])
+    assert ray_arm["watch_cpu_s"] >= 0 and ray_arm["settled_s"] >= 0
+    assert "decode tasks ms/view" in run.stdout

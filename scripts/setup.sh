@@ -13,6 +13,15 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; 
 fi
 ffmpeg -version | head -n 1
 
+# libjpeg's headers for the optional C helper that decodes only a training crop's box of each JPEG frame
+# (videomae/video/jpegbox.py; built by pip below). Without them the install still works: whole frames, same samples.
+if [ ! -f /usr/include/jpeglib.h ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing libjpeg's headers from Debian (libjpeg62-turbo-dev)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libjpeg62-turbo-dev gcc >/dev/null; } \
+    || echo "[setup] could not install libjpeg62-turbo-dev: training will decode whole JPEG frames (slower, same samples)"
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
@@ -23,5 +32,7 @@ echo "[setup] installing the project (torch pinned by constraints.txt; this take
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
 .venv/bin/python - <<'PY'
 import torch, torchvision, ray, decord, timm  # noqa: F401
+from videomae.video import jpegbox
 print(f"[setup] ok: torch {torch.__version__}, torchvision {torchvision.__version__}, ray {ray.__version__}, timm {timm.__version__}")
+print(f"[setup] JPEG box decoding: {'built' if jpegbox.available() else 'not built (whole frames; see scripts/setup.sh)'}")
 PY

@@ -37,9 +37,10 @@ import torch
 from trainer.config import DataSection, PostpretrainConfig, PretrainConfig
 from trainer.plan import EpochPlan, Piece
 from videomae import storage
-from videomae.augment import train_frames
+from videomae.augment import crop_flip_frames, multi_scale_box, train_frames
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.transforms import frames_to_input
+from videomae.video import jpegbox
 from videomae.video.frames import decode_jpegs
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,28 @@ def keep_heap() -> bool:
     return _heap_kept
 
 
+def decode_views(frames: list[bytes], spec: SampleSpec, rngs: list[np.random.Generator]):
+    """A clip's picked JPEG frames and its views' generators -> (pixels, boxes): only the part of the frames that
+    the views' crops read (the boxes' bounding box, `jpegbox.decode_box`) with each view's box shifted into it, drawn
+    as `train_frames` draws it (`multi_scale_box` on the frame size, first from each view's generator); whole frames
+    and the boxes as drawn where a frame is one box decoding refuses. Or (whole frames, None) -- RandAugment (it
+    transforms whole frames first), box decoding not built -- and `train_frames` draws the box. The same samples
+    every way (tests/trainer/test_plan_data.py)."""
+    size = None if spec.rand_aug else jpegbox.frame_size(frames[0])
+    if size is not None:
+        boxes = [multi_scale_box(size[0], size[1], spec.img_size, rng, spec.scales) for rng in rngs]
+        top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        bottom, right = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+        pixels = jpegbox.decode_box(frames, size, (top, left, bottom - top, right - left))
+        if pixels is not None:
+            return pixels, [(t - top, lt - left, h, w) for t, lt, h, w in boxes]
+        pixels = decode_jpegs(frames)  # refused (a damaged frame, CMYK): whole frames, the boxes as drawn
+        if pixels.shape[1:3] != size:
+            raise ValueError(f"a clip's frames decode to {pixels.shape[1:3]}, its first header says {size}")
+        return pixels, boxes
+    return decode_jpegs(frames), None  # (T, H, W, 3) uint8
+
+
 def decode_batch(table: pa.Table, spec: SampleSpec, *, own_process: bool = False) -> dict[str, np.ndarray]:
     """Clip rows -> `num_sample` samples per clip: clip (B*R, T, S, S, 3) uint8 (cropped, resized, flipped pixels;
     `to_device` makes them model input on the worker), label, seq, repeat and, for pre-training, enc_mask/dec_mask
@@ -151,10 +174,14 @@ def decode_batch(table: pa.Table, spec: SampleSpec, *, own_process: bool = False
     clips = np.empty((rows, spec.num_frames, spec.img_size, spec.img_size, 3), dtype=np.uint8)
     out_labels, out_seq, repeats, enc, dec = [], [], [], [], []
     for frames, label, seq in zip(frames_col, labels, seqs, strict=True):
-        pixels = decode_jpegs(select_frames(frames, spec.num_frames, spec.frame_step))  # (T, H, W, 3) uint8
-        for r in range(spec.num_sample):
-            rng = np.random.default_rng([spec.seed, int(seq), r])
-            train_frames(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug, out=clips[len(out_seq)])
+        picked = select_frames(frames, spec.num_frames, spec.frame_step)
+        rngs = [np.random.default_rng([spec.seed, int(seq), r]) for r in range(spec.num_sample)]
+        pixels, boxes = decode_views(picked, spec, rngs)
+        for r, rng in enumerate(rngs):
+            if boxes is None:
+                train_frames(pixels, spec.img_size, rng, spec.scales, spec.flip, spec.rand_aug, out=clips[len(out_seq)])
+            else:
+                crop_flip_frames(pixels, boxes[r], spec.img_size, rng, spec.flip, out=clips[len(out_seq)])
             if spec.masks is not None:
                 e, d = sample_masks(spec.masks, spec.grid, 1, rng)  # (1, N) each
                 enc.append(e[0])

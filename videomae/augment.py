@@ -130,7 +130,15 @@ def train_frames(frames: np.ndarray, size: int, rng: np.random.Generator, scales
     if rand_aug:
         frames = rand_augment(frames, rand_aug, rng)
     _, h, w, _ = frames.shape
-    out = crop_resize_frames(frames, multi_scale_box(h, w, size, rng, scales), size, out)
+    return crop_flip_frames(frames, multi_scale_box(h, w, size, rng, scales), size, rng, flip, out)
+
+
+def crop_flip_frames(frames: np.ndarray, box: tuple[int, int, int, int], size: int, rng: np.random.Generator,
+                     flip: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """`train_frames` after its box is drawn: the box resized (`crop_resize_frames`), then the flip drawn from `rng`.
+    A caller that draws the box itself (`multi_scale_box` on the frame size, from the same generator) and decodes
+    only what the box needs passes the decoded part with the box shifted into it: the same pixels and draws."""
+    out = crop_resize_frames(frames, box, size, out)
     if flip and rng.random() < 0.5:
         out[...] = out[:, :, ::-1].copy()
     return out

@@ -14,8 +14,11 @@ import torch
 
 from trainer.data import SampleSpec, decode_batch, read_units, select_frames, to_device
 from trainer.plan import EpochPlan, ShardIndex
+from videomae.augment import train_frames
 from videomae.masks import MaskingConfig
 from videomae.shards import read_clips
+from videomae.video import jpegbox
+from videomae.video.frames import decode_jpegs
 
 
 def _rows(plan: EpochPlan, units: range) -> list[tuple[str, int]]:
@@ -84,6 +87,48 @@ def test_decode_batch_repeats_with_own_masks(sample_shards):
     assert model_input["clip"].shape == (6, 3, 8, 64, 64) and model_input["clip"].dtype == torch.float32
     assert abs(float(model_input["clip"].mean())) < 3.0  # normalised, not raw 0..255
     assert torch.equal(model_input["enc_mask"], torch.from_numpy(out["enc_mask"]))
+
+
+@pytest.mark.skipif(not jpegbox.available(), reason="box decoding not built here")
+def test_box_decoding_keeps_the_samples(sample_shards, monkeypatch):
+    """decode_batch decodes only the views' bounding box (jpegbox); the samples are those of whole frames through
+    `train_frames` (the definition), and of the whole-frame path it falls back to, crops, flips and masks alike."""
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
+    table = read_units({"id": np.arange(1)}, plan, tuple(plan.stream_pieces(0, 1, 0, 6)))
+    masks = MaskingConfig(encoder="tube", encoder_ratio=0.75, decoder="running_cell", decoder_ratio=0.5)
+    for num_sample, step in ((1, 1), (4, 2)):
+        spec = SampleSpec(img_size=32, num_frames=8, frame_step=step, num_sample=num_sample, seed=3, grid=(4, 2, 2),
+                          scales=(1.0, 0.875, 0.75, 0.66), masks=masks, flip=True)
+        boxed = decode_batch(table, spec)
+        expected = []
+        for frames, seq in zip(table.column("frames").to_pylist(), table.column("seq").to_pylist(), strict=True):
+            whole = decode_jpegs(select_frames(frames, spec.num_frames, spec.frame_step))
+            for r in range(num_sample):
+                rng = np.random.default_rng([spec.seed, seq, r])
+                expected.append(train_frames(whole, spec.img_size, rng, spec.scales, flip=True))
+        assert np.array_equal(boxed["clip"], np.stack(expected))
+        with monkeypatch.context() as m:
+            m.setattr(jpegbox, "_load", lambda: None)
+            assert not jpegbox.available()
+            whole_path = decode_batch(table, spec)
+        for key in boxed:
+            assert np.array_equal(boxed[key], whole_path[key]), key
+        # A frame box decoding refuses (truncated: libjpeg would grey the rest and warn) sends the clip down the
+        # whole-frame path: the same outcome as before box decoding (here Pillow's error for a truncated file).
+        if num_sample == 4:
+            rows = table.to_pylist()
+            first = rows[1]["frames"][0]
+            rows[1]["frames"] = [first[: len(first) // 2]] + rows[1]["frames"][1:]
+            damaged = pa.Table.from_pylist(rows, schema=table.schema)
+            outcomes = []
+            for box in (True, False):
+                with monkeypatch.context() as m:
+                    if not box:
+                        m.setattr(jpegbox, "_load", lambda: None)
+                    with pytest.raises(OSError) as err:
+                        decode_batch(damaged, spec)
+                    outcomes.append(str(err.value))
+            assert outcomes[0] == outcomes[1] and "truncated" in outcomes[0]
 
 
 def test_select_frames_steps_and_pads():

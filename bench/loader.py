@@ -14,7 +14,8 @@ uint8 pixels that the consumer turns into normalised model input (`frames_to_inp
 - ours: the trainer's data path (trainer/data.py `build_dataset`: Parquet pieces -> JPEG decode -> views and masks
   as Ray Data tasks with 1 CPU each), consumed with iter_torch_batches as a training worker does.
 - ours in-process: the same decode function (`decode_batch`) on the same rows in `--workers` threads, no Ray: what
-  Ray's scheduling and object store cost on top.
+  Ray's scheduling and object store cost on top. "whole frames": the same with box decoding off
+  (videomae/video/jpegbox.py), every frame decoded whole as before it: the same samples, the baseline of its gain.
 - limit: a bare loop decoding the same JPEG rows (the clips' 16 frames, already in memory) with simplejpeg (the
   fastest libjpeg-turbo binding here, GIL released) in `--workers` threads into one preallocated array. No DCT scaling:
   the largest multi-scale crop is the stored short side itself, so a 1/2-scaled decode would be smaller than 224 px.
@@ -56,6 +57,7 @@ from trainer.plan import EpochPlan, ShardIndex
 from videomae.augment import train_frames
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.shards import read_clips
+from videomae.video import jpegbox
 
 MASKS = MaskingConfig(encoder="tube", encoder_ratio=0.9, decoder="running_cell", decoder_ratio=0.5)
 
@@ -249,7 +251,11 @@ def shard_tables(shards: str) -> list:
     return t
 
 
-def bench_ours_threads(rows_table, spec: SampleSpec, views: int, batch: int, workers: int) -> dict:
+def bench_ours_threads(rows_table, spec: SampleSpec, views: int, batch: int, workers: int,
+                       whole_frames: bool = False) -> dict:
+    if whole_frames:
+        with jpegbox.disabled():
+            return bench_ours_threads(rows_table, spec, views, batch, workers)
     n = rows_table.num_rows
 
     def batches():
@@ -303,9 +309,10 @@ def bench_limit(frames: list[list[bytes]], views: int, workers: int) -> dict:
 
 
 def breakdown(rows_table, spec: SampleSpec, clips: int = 48) -> dict:
-    """Where a decode's CPU goes, one thread, per clip (ms): JPEG decode, the views' crop+resize (+flip), masks, and
-    the whole `decode_batch` (the difference is its bookkeeping: reading the column, stacking, labels)."""
-    from trainer.data import select_frames
+    """Where a decode's CPU goes, one thread, per clip (ms): JPEG decode of whole frames and of the views' bounding box
+    (what `decode_batch` decodes with box decoding; whole frames without it), the views' crop+resize (+flip), masks,
+    and the whole `decode_batch` (the rest is its bookkeeping: reading the column, stacking, labels)."""
+    from trainer.data import decode_views, select_frames
     from videomae.video.frames import decode_jpegs
 
     frames = rows_table.column("frames").to_pylist()[:clips]
@@ -318,6 +325,11 @@ def breakdown(rows_table, spec: SampleSpec, clips: int = 48) -> dict:
             train_frames(p, spec.img_size, np.random.default_rng([0, i, k]), spec.scales)
     crop = time.thread_time() - t
     t = time.thread_time()
+    for i, f in enumerate(frames):  # what decode_batch decodes: the views' bounding box (whole frames without it)
+        decode_views(select_frames(f, spec.num_frames, spec.frame_step), spec,
+                     [np.random.default_rng([0, i, k]) for k in range(spec.num_sample)])
+    box = time.thread_time() - t
+    t = time.thread_time()
     for i in range(len(frames) * spec.num_sample):
         sample_masks(spec.masks, spec.grid, 1, np.random.default_rng(i))
     masks = time.thread_time() - t
@@ -326,7 +338,8 @@ def breakdown(rows_table, spec: SampleSpec, clips: int = 48) -> dict:
         decode_batch(rows_table.slice(i, min(4, len(frames) - i)), spec)
     whole = time.thread_time() - t
     n = len(frames)
-    return {"jpeg_ms": 1e3 * jpeg / n, "crop_resize_ms": 1e3 * crop / n, "masks_ms": 1e3 * masks / n,
+    return {"jpeg_ms": 1e3 * jpeg / n, "jpeg_box_ms": 1e3 * box / n, "crop_resize_ms": 1e3 * crop / n,
+            "masks_ms": 1e3 * masks / n,
             "decode_batch_ms": 1e3 * whole / n}
 
 
@@ -370,6 +383,9 @@ def main(argv: list[str] | None = None) -> dict:
             spec = spec_for(args.img_size, args.frames, ns)
             arms = [("ours in-process", functools.partial(bench_ours_threads, clips_table, spec, args.views,
                                                           args.batch, args.workers), jpeg_bytes)]
+            if jpegbox.available():
+                arms.append(("ours in-process, whole frames", functools.partial(
+                    bench_ours_threads, clips_table, spec, args.views, args.batch, args.workers, True), jpeg_bytes))
             if not args.skip_reference:
                 arms.insert(0, ("reference", functools.partial(bench_reference, rows, spec, args.views, args.batch,
                                                                args.workers), ref_bytes))
@@ -420,9 +436,11 @@ def summarise(results: list[dict]) -> list[dict]:
             ref = by.get((kind, "reference", ns))
             ray_ = by.get((kind, "ours (Ray Data)", ns))
             thr = by.get((kind, "ours in-process", ns))
+            whole = by.get((kind, "ours in-process, whole frames", ns))
             row = {"kind": kind, "num_sample": ns,
                    "reference": ref and ref["clips_per_core_s"], "ours_ray": ray_ and ray_["clips_per_core_s"],
                    "ours_in_process": thr and thr["clips_per_core_s"],
+                   "ours_in_process_whole_frames": whole and whole["clips_per_core_s"],
                    "limit_views": limit["clips_per_core_s"] * ns,
                    "ref_bytes": ref and ref["bytes_per_clip"], "shard_bytes": limit["bytes_per_clip"]}
             if ref and ray_:
@@ -439,6 +457,7 @@ def summarise(results: list[dict]) -> list[dict]:
 
     print(table([{"input": r["kind"], "num_sample": r["num_sample"], "reference": fmt(r["reference"]),
                   "ours (Ray)": fmt(r["ours_ray"]), "ours in-process": fmt(r["ours_in_process"]),
+                  "in-process whole frames": fmt(r["ours_in_process_whole_frames"]),
                   "limit": fmt(r["limit_views"]), "ours/ref": fmt(r.get("ours_vs_reference"), 2) + "x",
                   "ours/limit": f"{100 * r['ours_vs_limit']:.0f}%" if "ours_vs_limit" in r else "-",
                   "ref kB/clip": fmt(r["ref_bytes"] and r["ref_bytes"] / 1e3, 0),

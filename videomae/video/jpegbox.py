@@ -15,6 +15,7 @@ other pixels. `VIDEOMAE_JPEGBOX=0` turns it off (benchmarks compare both ways)."
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.machinery
 import os
@@ -56,6 +57,18 @@ def _load() -> ctypes.CDLL | None:
 def available() -> bool:
     """Whether box decoding is built and on (else `decode_box` always returns None)."""
     return _load() is not None
+
+
+@contextlib.contextmanager
+def disabled():
+    """Box decoding off in this process while the block runs (benchmarks: whole frames as the baseline)."""
+    global _lib, _loaded
+    saved = _load(), _loaded
+    _lib, _loaded = None, True
+    try:
+        yield
+    finally:
+        _lib, _loaded = saved
 
 
 def frame_size(data: bytes) -> tuple[int, int] | None:

@@ -147,9 +147,10 @@ def decode_views(frames: list[bytes], spec: SampleSpec, rngs: list[np.random.Gen
         boxes = [multi_scale_box(size[0], size[1], spec.img_size, rng, spec.scales) for rng in rngs]
         top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
         bottom, right = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-        pixels = jpegbox.decode_box(frames, size, (top, left, bottom - top, right - left))
-        if pixels is not None:
-            return pixels, [(t - top, lt - left, h, w) for t, lt, h, w in boxes]
+        got = jpegbox.decode_box(frames, size, (top, left, bottom - top, right - left))
+        if got is not None:
+            pixels, x0 = got  # rows top.., columns x0.. (whole iMCUs around the box)
+            return pixels, [(t - top, lt - x0, h, w) for t, lt, h, w in boxes]
         pixels = decode_jpegs(frames)  # refused (a damaged frame, CMYK): whole frames, the boxes as drawn
         if pixels.shape[1:3] != size:
             raise ValueError(f"a clip's frames decode to {pixels.shape[1:3]}, its first header says {size}")

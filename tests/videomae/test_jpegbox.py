@@ -51,24 +51,28 @@ def test_box_is_the_whole_frame_sliced(real_frames, layout):
         randoms.append((int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1)), bh, bw))
     for top, left, bh, bw in edges + randoms:
         got = jpegbox.decode_box(jpegs, (h, w), (top, left, bh, bw))
-        assert got is not None and got.shape == (len(jpegs), bh, bw, 3)
-        assert np.array_equal(got, whole[:, top:top + bh, left:left + bw]), (layout, (top, left, bh, bw))
+        assert got is not None
+        pixels, x0 = got  # the columns libjpeg decoded: whole iMCUs around the box, with a margin
+        assert pixels.shape[:2] == (len(jpegs), bh) and 0 <= x0 <= left and left + bw <= x0 + pixels.shape[2] <= w
+        # The box is exact; the margin columns around it are libjpeg's edge of the decoded window, not the frame's.
+        inside = pixels[:, :, left - x0:left - x0 + bw]
+        assert np.array_equal(inside, whole[:, top:top + bh, left:left + bw]), (layout, (top, left, bh, bw))
+        exact = jpegbox.decode_box_exact(jpegs, (h, w), (top, left, bh, bw))
+        assert np.array_equal(exact, whole[:, top:top + bh, left:left + bw])
 
 
-def test_box_writes_into_out_and_refuses_what_it_cannot_decode(real_frames):
+def test_box_refuses_what_it_cannot_decode(real_frames):
     jpegs = [_encode(f) for f in real_frames]
     h, w = real_frames.shape[1:3]
-    out = np.full((len(jpegs), 40, 50, 3), 7, dtype=np.uint8)
-    assert jpegbox.decode_box(jpegs, (h, w), (10, 20, 40, 50), out=out) is out
-    assert np.array_equal(out, decode_jpegs(jpegs)[:, 10:50, 20:70])
-    with pytest.raises(ValueError, match="C-contiguous"):
-        jpegbox.decode_box(jpegs, (h, w), (10, 20, 40, 50), out=out[:, :, :25])
+    box = jpegbox.decode_box_exact(jpegs, (h, w), (10, 20, 40, 50))
+    assert np.array_equal(box, decode_jpegs(jpegs)[:, 10:50, 20:70])
     # None (the caller decodes whole frames) for: a truncated frame (libjpeg would fill it with grey and warn), bytes
     # that are no JPEG, a frame of another size than the clip's, a box outside the frame.
     truncated = jpegs[:3] + [jpegs[3][: len(jpegs[3]) // 2]]
     assert jpegbox.decode_box(truncated, (h, w), (0, 0, h, w)) is None
     assert jpegbox.decode_box([b"not a jpeg"], (h, w), (0, 0, 4, 4)) is None
-    other = _encode(real_frames[0][:, :100])
+    other = _encode(real_frames[0][:, :100])  # another size
+    assert jpegbox.decode_box([jpegs[0], _encode(real_frames[1], subsampling=0)], (h, w), (0, 40, 4, 4)) is None
     assert jpegbox.decode_box([jpegs[0], other], (h, w), (0, 0, 4, 4)) is None
     assert jpegbox.decode_box(jpegs, (h, w), (0, 0, h + 1, w)) is None
     assert jpegbox.frame_size(b"not a jpeg") is None

@@ -45,11 +45,14 @@ int jb_size(const unsigned char *data, unsigned long size, int *height, int *wid
   return 0;
 }
 
-/* Frames datas[0..n) (each `height` x `width`) -> rows [top, top + h) and columns [left, left + w) of each as RGB,
- * into out (n, h, w, 3) C-contiguous. `row` holds one decoded row (width * 3 bytes). Returns 0, or -(i + 1) for the
- * first frame i that failed, with `msg` (JMSG_LENGTH_MAX bytes) saying why. */
+/* Frames datas[0..n) (each `height` x `width`) -> rows [top, top + h) of each, columns [*x0, *x0 + *cw) as RGB: the
+ * iMCU-aligned columns libjpeg decodes to cover [left, left + w) with one iMCU of margin on each side (fancy
+ * upsampling reads the chroma sample beyond a column, which a crop ending at an iMCU boundary would not have decoded:
+ * the box's edge column would differ from the whole frame's). Written straight into out (n, h, stride, 3), the
+ * first *cw of every row's `stride` pixels; the same *x0 and *cw for every frame of the clip. Returns 0, or -(i + 1)
+ * for the first frame i that failed, with `msg` (JMSG_LENGTH_MAX bytes) saying why. */
 int jb_decode(const unsigned char *const *datas, const unsigned long *sizes, int n, int height, int width, int top,
-              int left, int h, int w, unsigned char *out, unsigned char *row, char *msg) {
+              int left, int h, int w, unsigned char *out, int stride, int *x0, int *cw, char *msg) {
   struct jpeg_decompress_struct cinfo;
   struct box_error err;
   volatile int i = 0;
@@ -67,6 +70,7 @@ int jb_decode(const unsigned char *const *datas, const unsigned long *sizes, int
     jpeg_destroy_decompress(&cinfo);
     return -(i + 1);
   }
+  JSAMPROW rows[16];
   for (; i < n; i++) {
     jpeg_mem_src(&cinfo, datas[i], sizes[i]);
     jpeg_read_header(&cinfo, TRUE);
@@ -78,20 +82,27 @@ int jb_decode(const unsigned char *const *datas, const unsigned long *sizes, int
     }
     cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);
-    /* One iMCU of margin on each side: fancy upsampling reads the chroma sample beyond a column, which a crop that
-     * ends at an iMCU boundary would not have decoded (the box's edge column would differ from the whole frame's). */
     int imcu = cinfo.max_h_samp_factor * DCTSIZE;
-    int x0 = left - imcu < 0 ? 0 : left - imcu;
-    int x1 = left + w + imcu > width ? width : left + w + imcu;
-    JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
-    if (cw < (JDIMENSION)width) jpeg_crop_scanline(&cinfo, &xoff, &cw);
+    int a = left - imcu < 0 ? 0 : left - imcu;
+    int b = left + w + imcu > width ? width : left + w + imcu;
+    JDIMENSION xoff = (JDIMENSION)a, cols = (JDIMENSION)(b - a);
+    if (cols < (JDIMENSION)width) jpeg_crop_scanline(&cinfo, &xoff, &cols);
+    else xoff = 0, cols = (JDIMENSION)width;
+    if ((int)cols > stride || (i > 0 && ((int)xoff != *x0 || (int)cols != *cw))) {
+      snprintf(msg, JMSG_LENGTH_MAX, "decoded columns [%d, %d) do not fit a row of %d", (int)xoff,
+               (int)(xoff + cols), stride);
+      jpeg_destroy_decompress(&cinfo);
+      return -(i + 1);
+    }
+    *x0 = (int)xoff;
+    *cw = (int)cols;
     if (top > 0) jpeg_skip_scanlines(&cinfo, (JDIMENSION)top);
-    size_t shift = (size_t)(left - (int)xoff) * 3, rowbytes = (size_t)w * 3;
-    unsigned char *dst = out + (size_t)i * h * rowbytes;
-    for (int y = 0; y < h; y++) {
-      JSAMPROW r = row;
-      jpeg_read_scanlines(&cinfo, &r, 1);
-      memcpy(dst + (size_t)y * rowbytes, row + shift, rowbytes);
+    unsigned char *dst = out + (size_t)i * h * stride * 3;
+    int y = 0;
+    while (y < h) {
+      int want = h - y < 16 ? h - y : 16;
+      for (int k = 0; k < want; k++) rows[k] = dst + (size_t)(y + k) * stride * 3;
+      y += (int)jpeg_read_scanlines(&cinfo, rows, (JDIMENSION)want);
     }
     jpeg_abort_decompress(&cinfo);
   }

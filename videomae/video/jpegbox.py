@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 _MSG = 200  # libjpeg's JMSG_LENGTH_MAX
+_MAX_IMCU = 32  # the widest iMCU libjpeg allows (max_h_samp_factor 4 x 8 px)
 _lib: ctypes.CDLL | None = None
 _loaded = False
 
@@ -48,7 +49,8 @@ def _load() -> ctypes.CDLL | None:
                                     ctypes.POINTER(ctypes.c_int), ctypes.c_char_p]
             lib.jb_decode.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_ulong), ctypes.c_int,
                                       ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                      ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p]
+                                      ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                      ctypes.POINTER(ctypes.c_int), ctypes.c_char_p]
             _lib = lib
             return lib
     return None
@@ -82,23 +84,35 @@ def frame_size(data: bytes) -> tuple[int, int] | None:
     return h.value, w.value
 
 
-def decode_box(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, int, int, int],
-               out: np.ndarray | None = None) -> np.ndarray | None:
-    """Frames (each `size` = (height, width)) -> their pixels in `box` = (top, left, height, width): uint8
-    (T, box height, box width, 3) RGB, into `out` when given (C-contiguous, that shape). None when box decoding is
-    unavailable or any frame is one it refuses; then decode whole frames instead (`decode_jpegs`)."""
+def decode_box(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, int, int, int]
+               ) -> tuple[np.ndarray, int] | None:
+    """Frames (each `size` = (height, width)) -> (pixels, x0): uint8 (T, box height, cols, 3) RGB holding the box's
+    rows and the columns [x0, x0 + cols) that libjpeg decoded to cover it (whole iMCUs with a margin: the box is
+    `pixels[:, :, left - x0 : left - x0 + width]`; outside it the margin's columns are the decoded window's edge, not
+    the whole frame's pixels). libjpeg writes the rows in place, with no copy; the array is a view of a wider buffer. None when box decoding is unavailable or any frame is one it refuses;
+    then decode whole frames instead (`decode_jpegs`)."""
     lib = _load()
     if lib is None:
         return None
     top, left, bh, bw = box
     n = len(frames)
-    if out is None:
-        out = np.empty((n, bh, bw, 3), dtype=np.uint8)
-    elif out.shape != (n, bh, bw, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous uint8 {(n, bh, bw, 3)}, got {out.dtype} {out.shape}")
+    stride = min(size[1], bw + 4 * _MAX_IMCU)  # the margin on each side plus the alignment of each end
+    buf = np.empty((n, bh, stride, 3), dtype=np.uint8)
     datas = (ctypes.c_char_p * n)(*frames)
     sizes = (ctypes.c_ulong * n)(*(len(f) for f in frames))
-    row = np.empty(size[1] * 3, dtype=np.uint8)
-    msg = ctypes.create_string_buffer(_MSG)
-    rc = lib.jb_decode(datas, sizes, n, size[0], size[1], top, left, bh, bw, out.ctypes.data, row.ctypes.data, msg)
-    return out if rc == 0 else None
+    x0, cw, msg = ctypes.c_int(), ctypes.c_int(), ctypes.create_string_buffer(_MSG)
+    rc = lib.jb_decode(datas, sizes, n, size[0], size[1], top, left, bh, bw, buf.ctypes.data, stride,
+                       ctypes.byref(x0), ctypes.byref(cw), msg)
+    if rc != 0:
+        return None
+    return buf[:, :, :cw.value], x0.value
+
+
+def decode_box_exact(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, int, int, int]
+                     ) -> np.ndarray | None:
+    """`decode_box` cut to the box itself: uint8 (T, box height, box width, 3), a view; or None."""
+    got = decode_box(frames, size, box)
+    if got is None:
+        return None
+    pixels, x0 = got
+    return pixels[:, :, box[1] - x0:box[1] - x0 + box[3]]

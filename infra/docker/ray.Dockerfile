@@ -9,14 +9,16 @@
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 # ---- build stage: the project's wheel (pip's build environment stays here) ------------------------------------------
+# gcc and libjpeg's headers: the wheel's optional C helper that decodes only a training crop's box of each JPEG
+# frame (setup.py, videomae/video/jpegbox.py); the runtime's ffmpeg already brings the libjpeg it links.
 FROM ${CUDA_IMAGE} AS build
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv \
+ && apt-get install -y --no-install-recommends python3 python3-venv gcc libc6-dev libjpeg-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY videomae videomae
 COPY ingest ingest
 COPY trainer trainer
@@ -55,7 +57,8 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
  && python -I -c "import videomae, ingest.pipeline, trainer.loop, trainer.pretrain, trainer.extract, faiss; \
-videomae.list_presets(); faiss.IndexFlatIP(8)"
+videomae.list_presets(); faiss.IndexFlatIP(8); from videomae.video import jpegbox; \
+print('JPEG box decoding:', 'built' if jpegbox.available() else 'not built: whole frames')"
 # Non-root: uid 1000 owns the app and the shared volume's mount point (a named volume copies this ownership).
 # Ubuntu 24.04 images ship a user `ubuntu` with uid 1000; it gives the uid up to ours.
 RUN (userdel --remove ubuntu 2>/dev/null || true) \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: ffmpeg from Debian (where missing), a virtual environment in .venv,
+# Set up a fresh machine: ffmpeg and libjpeg's headers from Debian (where missing), a virtual environment in .venv,
 # the project with its test extra, torch/torchvision pinned by constraints.txt.
 # Usage: bash scripts/setup.sh            (idempotent; re-running only installs what is missing)
 set -euo pipefail

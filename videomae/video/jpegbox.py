@@ -11,7 +11,8 @@ The contract: the same pixels as decoding the whole frame (islow DCT, fancy upsa
 and slicing the box (tests/videomae/test_jpegbox.py checks it on real frames, every chroma layout we write and grey).
 When the library is not built, or a clip's frames are anything it refuses (CMYK, corrupt data: libjpeg's warnings
 count as errors here), `decode_box` returns None and callers decode whole frames as before: a slower path, never
-other pixels. `VIDEOMAE_JPEGBOX=0` turns it off (benchmarks compare both ways)."""
+other pixels. `VIDEOMAE_JPEGBOX=0` in the environment (Ray workers too) or `disabled()` in a process turns it off
+(bench/loader.py compares both ways)."""
 
 from __future__ import annotations
 
@@ -89,8 +90,9 @@ def decode_box(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, i
     """Frames (each `size` = (height, width)) -> (pixels, x0): uint8 (T, box height, cols, 3) RGB holding the box's
     rows and the columns [x0, x0 + cols) that libjpeg decoded to cover it (whole iMCUs with a margin: the box is
     `pixels[:, :, left - x0 : left - x0 + width]`; outside it the margin's columns are the decoded window's edge, not
-    the whole frame's pixels). libjpeg writes the rows in place, with no copy; the array is a view of a wider buffer. None when box decoding is unavailable or any frame is one it refuses;
-    then decode whole frames instead (`decode_jpegs`)."""
+    the whole frame's pixels). libjpeg writes the rows in place, with no copy; the array is a view of a wider buffer.
+    None when box decoding is unavailable or any frame is one it refuses; then decode whole frames instead
+    (`decode_jpegs`)."""
     lib = _load()
     if lib is None:
         return None

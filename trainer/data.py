@@ -142,7 +142,7 @@ def decode_views(frames: list[bytes], spec: SampleSpec, rngs: list[np.random.Gen
     and the boxes as drawn where a frame is one box decoding refuses. Or (whole frames, None) -- RandAugment (it
     transforms whole frames first), box decoding not built -- and `train_frames` draws the box. The same samples
     every way (tests/trainer/test_plan_data.py)."""
-    size = None if spec.rand_aug else jpegbox.frame_size(frames[0])
+    size = jpegbox.frame_size(frames[0]) if jpegbox.available() and not spec.rand_aug else None
     if size is not None:
         boxes = [multi_scale_box(size[0], size[1], spec.img_size, rng, spec.scales) for rng in rngs]
         top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
@@ -151,10 +151,7 @@ def decode_views(frames: list[bytes], spec: SampleSpec, rngs: list[np.random.Gen
         if got is not None:
             pixels, x0 = got  # rows top.., columns x0.. (whole iMCUs around the box)
             return pixels, [(t - top, lt - x0, h, w) for t, lt, h, w in boxes]
-        pixels = decode_jpegs(frames)  # refused (a damaged frame, CMYK): whole frames, the boxes as drawn
-        if pixels.shape[1:3] != size:
-            raise ValueError(f"a clip's frames decode to {pixels.shape[1:3]}, its first header says {size}")
-        return pixels, boxes
+        return decode_jpegs(frames), boxes  # refused (a damaged frame, CMYK): whole frames, the boxes as drawn
     return decode_jpegs(frames), None  # (T, H, W, 3) uint8
 
 

@@ -89,7 +89,8 @@ def test_decode_batch_repeats_with_own_masks(sample_shards):
     assert torch.equal(model_input["enc_mask"], torch.from_numpy(out["enc_mask"]))
 
 
-@pytest.mark.skipif(not jpegbox.available(), reason="box decoding not built here")
+@pytest.mark.skipif(not jpegbox.available(), reason="box decoding not built in this install (no C compiler or "
+                    "libjpeg headers at pip install); the whole-frame path runs and the other tests here check it")
 def test_box_decoding_keeps_the_samples(sample_shards, monkeypatch):
     """decode_batch decodes only the views' bounding box (jpegbox); the samples are those of whole frames through
     `train_frames` (the definition), and of the whole-frame path it falls back to, crops, flips and masks alike."""

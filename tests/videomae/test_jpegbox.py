@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +15,20 @@ from PIL import Image
 from videomae.video import decode_frames, jpegbox
 from videomae.video.frames import decode_jpegs
 
-pytestmark = pytest.mark.skipif(not jpegbox.available(), reason="box decoding not built here (needs a C compiler "
-                                "and libjpeg's headers at install: scripts/setup.sh installs Debian's)")
+needs_box = pytest.mark.skipif(not jpegbox.available(), reason="box decoding not built in this install (pip builds "
+                               "it only where a C compiler and libjpeg's headers are; test_install_builds_box_decoding "
+                               "fails where they are and it is still missing)")
+
+
+def test_install_builds_box_decoding():
+    """Where the install could build the helper (a C compiler and libjpeg's headers, as scripts/setup.sh provides), it
+    is built and loads; elsewhere the whole-frame path is what runs, and `decode_box` says so with None."""
+    buildable = shutil.which(os.environ.get("CC", "gcc")) is not None and Path("/usr/include/jpeglib.h").exists()
+    if buildable and os.environ.get("VIDEOMAE_JPEGBOX", "1") != "0":
+        assert jpegbox.available(), "a compiler and libjpeg's headers are here, but the box-decoding helper is not " \
+                                    "built: reinstall (pip install -e .) and read pip's build log"
+    with jpegbox.disabled():
+        assert not jpegbox.available() and jpegbox.decode_box([b""], (8, 8), (0, 0, 8, 8)) is None
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +49,7 @@ LAYOUTS = {"420": {"subsampling": 2}, "422": {"subsampling": 1}, "444": {"subsam
            "420-progressive": {"subsampling": 2, "progressive": True}}
 
 
+@needs_box
 @pytest.mark.parametrize("layout", [*LAYOUTS, "grey"])
 def test_box_is_the_whole_frame_sliced(real_frames, layout):
     if layout == "grey":
@@ -61,6 +77,7 @@ def test_box_is_the_whole_frame_sliced(real_frames, layout):
         assert np.array_equal(exact, whole[:, top:top + bh, left:left + bw])
 
 
+@needs_box
 def test_box_refuses_what_it_cannot_decode(real_frames):
     jpegs = [_encode(f) for f in real_frames]
     h, w = real_frames.shape[1:3]

@@ -23,28 +23,6 @@ static void box_emit_message(j_common_ptr cinfo, int level) {
 
 static void box_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
-/* Frame size; 0, or -1 with `msg` set. */
-int jb_size(const unsigned char *data, unsigned long size, int *height, int *width, char *msg) {
-  struct jpeg_decompress_struct cinfo;
-  struct box_error err;
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = box_error_exit;
-  err.pub.emit_message = box_emit_message;
-  err.pub.output_message = box_output_message;
-  if (setjmp(err.jump)) {
-    (*cinfo.err->format_message)((j_common_ptr)&cinfo, msg);
-    jpeg_destroy_decompress(&cinfo);
-    return -1;
-  }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, data, size);
-  jpeg_read_header(&cinfo, TRUE);
-  *height = (int)cinfo.image_height;
-  *width = (int)cinfo.image_width;
-  jpeg_destroy_decompress(&cinfo);
-  return 0;
-}
-
 /* Frames datas[0..n) (each `height` x `width`) -> rows [top, top + h) of each, columns [*x0, *x0 + *cw) as RGB: the
  * iMCU-aligned columns libjpeg decodes to cover [left, left + w) with one iMCU of margin on each side (fancy
  * upsampling reads the chroma sample beyond a column, which a crop ending at an iMCU boundary would not have decoded:

@@ -11,8 +11,8 @@ The contract: the same pixels as decoding the whole frame (islow DCT, fancy upsa
 and slicing the box (tests/videomae/test_jpegbox.py checks it on real frames, every chroma layout we write and grey).
 When the library is not built, or a clip's frames are anything it refuses (CMYK, corrupt data: libjpeg's warnings
 count as errors here), `decode_box` returns None and callers decode whole frames as before: a slower path, never
-other pixels. `VIDEOMAE_JPEGBOX=0` in the environment (Ray workers too) or `disabled()` in a process turns it off
-(bench/loader.py compares both ways)."""
+other pixels. `VIDEOMAE_JPEGBOX=0` in the environment of the processes that decode (Ray's workers), or `disabled()`
+in a process, turns it off (bench/loader.py compares both ways)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 
 _MSG = 200  # libjpeg's JMSG_LENGTH_MAX
 _MAX_IMCU = 32  # the widest iMCU libjpeg allows (max_h_samp_factor 4 x 8 px)
@@ -46,8 +47,6 @@ def _load() -> ctypes.CDLL | None:
                 lib = ctypes.CDLL(str(path))
             except OSError:  # built, but its libjpeg is missing here
                 return None
-            lib.jb_size.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int),
-                                    ctypes.POINTER(ctypes.c_int), ctypes.c_char_p]
             lib.jb_decode.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_ulong), ctypes.c_int,
                                       ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                       ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
@@ -75,14 +74,11 @@ def disabled():
 
 
 def frame_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's header; None when box decoding is unavailable or the header is unreadable."""
-    lib = _load()
-    if lib is None:
+    """(height, width) from a JPEG's header (simplejpeg's parser, as `decode_jpegs` reads it); None if unreadable."""
+    try:
+        return tuple(simplejpeg.decode_jpeg_header(data)[:2])
+    except ValueError:
         return None
-    h, w, msg = ctypes.c_int(), ctypes.c_int(), ctypes.create_string_buffer(_MSG)
-    if lib.jb_size(data, len(data), ctypes.byref(h), ctypes.byref(w), msg) != 0:
-        return None
-    return h.value, w.value
 
 
 def decode_box(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, int, int, int]

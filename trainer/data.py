@@ -187,16 +187,46 @@ def decode_batch(table: pa.Table, spec: SampleSpec, *, own_process: bool = False
             out_labels.append(label)
             out_seq.append(seq)
             repeats.append(r)
+    return _samples(spec, clips, out_labels, out_seq, repeats, enc, dec)
+
+
+def _samples(spec: SampleSpec, clips: np.ndarray, labels, seqs, repeats, enc, dec) -> dict[str, np.ndarray]:
+    """`decode_batch`'s output columns (one row per view)."""
     out = {
         "clip": clips,  # (B*R, T, S, S, 3) uint8
-        "label": np.asarray(out_labels, dtype=np.int64),
-        "seq": np.asarray(out_seq, dtype=np.int64),
+        "label": np.asarray(labels, dtype=np.int64),
+        "seq": np.asarray(seqs, dtype=np.int64),
         "repeat": np.asarray(repeats, dtype=np.int64),
     }
     if spec.masks is not None:
         out["enc_mask"] = np.stack(enc)  # (B*R, N)
         out["dec_mask"] = np.stack(dec)  # (B*R, N)
     return out
+
+
+def row_nbytes(spec: SampleSpec) -> int:
+    """Bytes of one `decode_batch` output row (a view: pixels, masks, label, seq, repeat) as Ray Data sizes the block
+    that holds it (the same conversion of a one-row batch; masks are bit-packed there)."""
+    from ray.data.block import BlockAccessor
+
+    zeros = np.zeros(int(np.prod(spec.grid)), dtype=bool)
+    one = _samples(spec, np.zeros((1, spec.num_frames, spec.img_size, spec.img_size, 3), dtype=np.uint8), [0], [0],
+                   [0], [zeros], [zeros])
+    return BlockAccessor.for_block(BlockAccessor.batch_to_block(one)).size_bytes()
+
+
+def block_target_bytes(spec: SampleSpec, views: int) -> int:
+    """Ray Data's `target_max_block_size` that makes each decode batch of `views` rows one output block, whole and in
+    one piece: half a row under the batch's size. A map task's output buffer emits a block once it holds more than the
+    target (a full batch does; a task's shorter last batch waits for the task's end, then goes alone) and slices it
+    only above 1.5x the target (never here).
+
+    Why exact: with the target at a batch plus 1 MiB, a task's batches were joined in its buffer (bench/loader.py: 52 +
+    44 clips from a 96-row row group, cut at 53 rows): every other block was two Arrow chunks, which the consumer's
+    batcher copies whole before slicing steps off it (Ray Data's `try_combine_chunked_columns`), and the 53-row cut
+    made a step straddle two blocks (copied again)."""
+    row = row_nbytes(spec)
+    return views * row - row // 2
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -251,7 +281,7 @@ def build_dataset(plan: EpochPlan, spec: SampleSpec, start: int, end: int, *, ba
     ds.context.execution_options.preserve_order = True
     # One decode batch per block: Ray Data otherwise joins consecutive batches into 128 MiB blocks whatever the cap, and
     # the cap stops it a whole block late (a 256 MB cap held 336 MiB of nano clips; a CI run's training spilled).
-    ds.context.target_max_block_size = decode_clips * spec.num_sample * sample_nbytes(spec) + 2**20
+    ds.context.target_max_block_size = block_target_bytes(spec, decode_clips * spec.num_sample)
     ds.context.enable_progress_bars = False  # the trainer logs its own progress (trainer/metrics.py)
     return ds
 

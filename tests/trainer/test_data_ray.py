@@ -12,7 +12,15 @@ import pytest
 from trainer_testlib import REPO
 
 from trainer.config import load_config
-from trainer.data import SampleSpec, auto_block_mb, build_dataset, clips_per_block, sample_nbytes, worker_batches
+from trainer.data import (
+    SampleSpec,
+    auto_block_mb,
+    build_dataset,
+    clips_per_block,
+    row_nbytes,
+    sample_nbytes,
+    worker_batches,
+)
 from trainer.plan import EpochPlan, ShardIndex
 
 pytestmark = pytest.mark.slow
@@ -77,3 +85,30 @@ def test_read_ahead_stays_inside_the_buffer(ray_session, sample_shards):
     assert max(held) >= buffer_mb / 4, held
     assert max(held) <= buffer_mb + 4 * block_mb + 2 * batch_mb + 8, (held, buffer_mb, block_mb)
     assert _object_store()[1] == spilled0
+
+
+def test_each_decode_batch_is_one_block_in_one_piece(ray_session, sample_shards):
+    # The consumer's batcher copies a block of several Arrow chunks whole before it slices steps off it, and a step
+    # that straddles two blocks is copied again: each decode batch must reach it as its own block, in one chunk, also
+    # where one decode task turns several batches (here 4 clips x 2 views each, from row groups of dozens of clips).
+    # With the block target at a batch plus 1 MiB, the batches of a task were joined: blocks of 2-4 chunks.
+    cfg = load_config("pretrain", REPO / "configs/pretrain/tiny.yaml", [f"data.path={sample_shards}",
+                                                                       "model.preset=nano"])
+    spec = SampleSpec.from_config(cfg)
+    assert spec.masks is not None and spec.num_sample == 2  # masks and repeats count in a row's bytes
+    batch, clips = 4, 96
+    plan = EpochPlan(ShardIndex.build([str(sample_shards)], "train"), seed=0)
+    views = clips_per_block(spec, batch, 0.01) * spec.num_sample  # one step's share per decode batch
+    assert views == batch * spec.num_sample
+    ds = build_dataset(plan, spec, 0, clips, batch_size=batch, cpus_per_task=0.5, max_tasks=1, buffer_mb=64,
+                       block_mb=0.01)
+    blocks = [(b.num_rows, b.column("clip").num_chunks, b.nbytes)
+              for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
+    print("blocks (rows, chunks, bytes)", blocks)
+    assert sum(rows for rows, _, _ in blocks) == clips * spec.num_sample
+    assert all(chunks == 1 for _, chunks, _ in blocks), blocks
+    assert all(rows <= views for rows, _, _ in blocks), blocks
+    assert sum(rows == views for rows, _, _ in blocks) >= len(blocks) - 2, blocks
+    # The target's row size is the real one: a full block is `views` rows of it.
+    row = row_nbytes(spec)
+    assert all(nbytes == rows * row for rows, _, nbytes in blocks), (row, blocks)

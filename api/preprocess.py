@@ -24,22 +24,20 @@ import torch
 
 from api.errors import ApiError
 from api.settings import Settings
+from videomae import reasons
 from videomae.transforms import eval_clip, sliding_windows
 from videomae.video import FrameReader, Length, VideoError, VideoInfo, clip_indices, probe, sniff_file, verify_length
 
-REASON_TAGS = {
-    "empty": "empty_video",
-    "unreadable": "unreadable_video",
-    "no_video_stream": "no_video_stream",
-    "decode_error": "decode_error",
-}
+
+def refusal(reason: str, detail: str, message: str | None = None) -> ApiError:
+    """The answer to an upload refused for one of the library's reject reasons (`videomae.reasons`): its status, tag
+    and message (the reason's template around `detail`, unless a `message` of its own is given)."""
+    r = reasons.reason(reason)
+    return ApiError(r.status or 422, reasons.api_tag(reason), message or r.message(detail))
 
 
 def _as_api_error(e: VideoError) -> ApiError:
-    detail = e.detail or e.reason  # the library keeps file paths out of details
-    tag = REASON_TAGS.get(e.reason, "bad_video")
-    hint = {"decode_error": " (truncated or corrupt?)", "no_video_stream": " (audio only?)"}.get(e.reason, "")
-    return ApiError(422, tag, f"{tag.replace('_', ' ')}{hint}: {detail}")
+    return refusal(e.reason, e.detail or e.reason)  # the library keeps file paths out of details
 
 
 def probe_upload(path: Path, settings: Settings) -> tuple[VideoInfo, FrameReader]:
@@ -54,7 +52,7 @@ def probe_upload(path: Path, settings: Settings) -> tuple[VideoInfo, FrameReader
     except VideoError as e:
         raise _as_api_error(e) from None
     if info.num_frames <= 0:
-        raise ApiError(422, "empty_video", "the video stream has no frames")
+        raise refusal(reasons.EMPTY, "", "the video stream has no frames")
     if info.width <= 0 or info.height <= 0:
         raise ApiError(422, "bad_video", "the video stream has no frame size")
     check_size(info.width, info.height, settings)
@@ -101,11 +99,11 @@ def too_short(reader: FrameReader, clip_len: int, frame_stride: int) -> ApiError
     """The 422 for an upload without one full clip (or, when nothing decodes, decode_error)."""
     n = reader.num_frames
     if n == 0:
-        return ApiError(422, "decode_error", "decode error (truncated or corrupt?): no frame of the video decodes")
+        return refusal(reasons.DECODE_ERROR, "no frame of the video decodes")
     claim = reader.claimed.num_frames
     counted = f" (the container claims {claim})" if reader.length.counted and claim != n else ""
-    return ApiError(422, "video_too_short", f"{n} frames decode{counted}; one clip of {clip_len} frames "
-                                            f"{frame_stride} apart needs {clip_span(clip_len, frame_stride)}")
+    return refusal(reasons.TOO_SHORT, f"{n} frames decode{counted}; one clip of {clip_len} frames {frame_stride} apart "
+                                      f"needs {clip_span(clip_len, frame_stride)}")
 
 
 def plan_windows(reader: FrameReader, info: VideoInfo, clip_len: int, frame_stride: int, window_stride: int,

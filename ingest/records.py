@@ -2,9 +2,9 @@
 
 A `VideoRecord` is born in listing (uri, source, split, label name), gains probe facts, a fingerprint, its merged
 label, its fate in dedupe (kept, with a part to be written in, or the duplicate of a kept video) and its clip count.
-A step that cannot go on sets `reason` (one of REASONS) and `detail`; later steps pass rejected records through
-untouched, so every input reaches the end in exactly one place (kept, duplicate or rejected). Records cross Ray as
-they are (pickled), never as dicts.
+A step that cannot go on sets `reason` (one of `videomae.reasons.REASONS`) and `detail`; later steps pass rejected
+records through untouched, so every input reaches the end in exactly one place (kept, duplicate or rejected). Records
+cross Ray as they are (pickled), never as dicts.
 """
 
 from __future__ import annotations
@@ -12,16 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from videomae.listing import make_clip_id, make_video_id  # noqa: F401 (the ids, shared with feature extraction)
-
-# Drop reasons, in the order the steps can produce them.
-MISSING = "missing"  # listed in a manifest but not found
-EMPTY = "empty"  # zero bytes
-MISSING_LABEL = "missing_label"  # a labeled source's row without a label
-UNREADABLE = "unreadable"  # ffprobe cannot open it (corrupt, truncated header, not a media file)
-NO_VIDEO_STREAM = "no_video_stream"  # media without video (audio only, subtitles)
-TOO_SHORT = "too_short"  # fewer decodable frames than one clip spans (the detail says how many decode)
-DECODE_ERROR = "decode_error"  # probes fine but no frame decodes (a cut file keeps, and is measured by, what decodes)
-REASONS = (MISSING, EMPTY, MISSING_LABEL, UNREADABLE, NO_VIDEO_STREAM, TOO_SHORT, DECODE_ERROR)
+from videomae.reasons import reason as declared_reason
 
 
 @dataclass
@@ -74,8 +65,7 @@ class VideoRecord:
         return self.reason is None
 
     def reject(self, reason: str, detail: str = "") -> VideoRecord:
-        if reason not in REASONS:
-            raise ValueError(f"unknown drop reason {reason!r}; known: {REASONS}")
+        declared_reason(reason)  # a KeyError for a reason nobody declared
         self.reason = reason
         self.detail = detail[:500]
         return self

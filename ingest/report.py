@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ingest.records import REASONS, VideoRecord
+from ingest.records import VideoRecord
+from videomae.reasons import REASONS
 
 
 def count_outcomes(records: list[VideoRecord], sources: list[str]) -> dict:

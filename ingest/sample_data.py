@@ -41,6 +41,8 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
+from videomae.reasons import EMPTY, MISSING, MISSING_LABEL, NO_VIDEO_STREAM, TOO_SHORT, UNREADABLE
+
 log = logging.getLogger(__name__)
 
 FFMPEG = "ffmpeg"
@@ -283,13 +285,13 @@ def _bad_inputs(out: Path, small_src: Path) -> dict[str, str]:
           str(out / "too_short.mp4")])  # fmt: skip
     Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(out / "still.png")
     return {
-        "empty.mp4": "empty",
-        "random_bytes.mp4": "unreadable",
-        "notes.txt": "unreadable",
-        "truncated_header.mp4": "unreadable",
-        "audio_only.m4a": "no_video_stream",
-        "too_short.mp4": "too_short",
-        "still.png": "too_short",
+        "empty.mp4": EMPTY,
+        "random_bytes.mp4": UNREADABLE,
+        "notes.txt": UNREADABLE,
+        "truncated_header.mp4": UNREADABLE,
+        "audio_only.m4a": NO_VIDEO_STREAM,
+        "too_short.mp4": TOO_SHORT,
+        "still.png": TOO_SHORT,
     }
 
 
@@ -377,11 +379,11 @@ def generate(out_dir: str | Path, preset: str = "small", seed: int = 0, workers:
     planted["near"].append({"copy": "unlabeled_mixed/truncated_stream.mp4", "original": "unlabeled_lavfi/testsrc2.mp4",
                             "kind": "truncated_stream"})
     rows["motion_b"].append({"uri": "missing_file.mp4", "label": "moving_up", "split": "train"})
-    planted["rejects"]["motion_b/missing_file.mp4"] = "missing"
+    planted["rejects"]["motion_b/missing_file.mp4"] = MISSING
     encode_frames(render_motion("grow", p.size, p.seconds, p.fps, np.random.default_rng([seed, 9])), p.fps,
                   ma / "unlabeled_row.mp4")  # fmt: skip
     rows["motion_a"].append({"uri": "unlabeled_row.mp4", "label": "", "split": "train"})
-    planted["rejects"]["motion_a/unlabeled_row.mp4"] = "missing_label"
+    planted["rejects"]["motion_a/unlabeled_row.mp4"] = MISSING_LABEL
 
     with open(out / "motion_a.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["uri", "label", "split"])

@@ -1,13 +1,19 @@
-"""Seams that keep one home for each cross-cutting thing, read from the source with ast:
-only videomae/storage.py imports fsspec, and videomae/ has no import cycle (function-level imports included)."""
+"""Seams that keep one home for each cross-cutting thing, read from the source with ast: only videomae/storage.py
+imports fsspec, videomae/ has no import cycle (function-level imports included), and the library and the services
+name a reject reason only through its declaration (no reason written as a bare string elsewhere)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 CODE = ("videomae", "ingest", "trainer", "api", "scripts", "infra", "bench")
+# The library and the services: where a kind is declared and used. scripts/, bench/ and infra/ drive the services and
+# may choose a kind by its name, as they choose a mask kind (docs/architecture.md "Where to change what").
+SERVICES = ("videomae", "ingest", "trainer", "api")
 
 
 def imports(path: Path, modules: set[str] = frozenset()) -> set[str]:
@@ -21,6 +27,70 @@ def imports(path: Path, modules: set[str] = frozenset()) -> set[str]:
             subs = {f"{node.module}.{a.name}" for a in node.names} & set(modules)
             found |= subs if len(subs) == len(node.names) else {node.module} | subs
     return found
+
+
+def string_literals(path: Path) -> list[ast.Constant]:
+    """Every string constant of a file but its docstrings (module, class, function)."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def bare_names(names: set[str], declared_in: str, allowed: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """`file:line: name` wherever a string literal of the services is one of `names`, outside the module that
+    declares them (`declared_in`) and the `allowed` (file, name) pairs, each with why it is not a use of the name."""
+    found = []
+    for folder in SERVICES:
+        for p in sorted((REPO / folder).rglob("*.py")):
+            rel = p.relative_to(REPO).as_posix()
+            found += [f"{rel}:{n.lineno}: {n.value}" for n in string_literals(p)
+                      if n.value in names and rel != declared_in and (rel, n.value) not in (allowed or {})]
+    return found
+
+
+def first_arguments(call_names: set[str]) -> list[str]:
+    """`file:line` of every call in the services to a function or method named in `call_names` whose first argument
+    is a string literal."""
+    found = []
+    for folder in SERVICES:
+        for p in sorted((REPO / folder).rglob("*.py")):
+            for n in ast.walk(ast.parse(p.read_text())):
+                if not isinstance(n, ast.Call) or not n.args:
+                    continue
+                name = n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", None)
+                if name in call_names and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
+                    found.append(f"{p.relative_to(REPO).as_posix()}:{n.lineno}: {name}({n.args[0].value!r})")
+    return found
+
+
+def test_reject_reasons_are_named_only_where_they_are_declared():
+    from videomae.reasons import REASONS
+
+    assert bare_names(set(REASONS), "videomae/reasons.py") == []
+
+
+def test_reasons_are_raised_through_their_declaration():
+    """A reason given as a string, declared or not, would fail only in the job that raises it."""
+    assert first_arguments({"VideoError", "Reject", "reject", "refusal"}) == []
+
+
+def test_an_undeclared_reason_is_refused():
+    from ingest.records import VideoRecord
+    from videomae import reasons
+
+    rec = VideoRecord("a.mp4", "src", 0, "unlabeled", "train", "a.mp4")
+    with pytest.raises(KeyError, match="declared: missing, empty"):
+        rec.reject("gone_fishing", "")
+    assert rec.reject(reasons.TOO_SHORT, "3 frames decode").reason == reasons.TOO_SHORT
+
+
+def test_the_api_docs_list_every_reason_the_api_answers():
+    from videomae import reasons
+
+    documented = (REPO / "docs/api.md").read_text()
+    assert [n for n, r in reasons.REASONS.items() if r.status and f"`{reasons.api_tag(n)}`" not in documented] == []
 
 
 def test_only_the_storage_module_imports_fsspec():

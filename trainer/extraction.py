@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from videomae import features, listing, shards, storage
 from videomae.configfile import load_typed
+from videomae.reasons import DECODE_ERROR, EMPTY, MISSING, NO_FRAMES, UNREADABLE
 from videomae.transforms import CLIP_TRANSFORMS, sliding_windows
 from videomae.video import VideoError, clip_indices, decode_frames, decode_jpegs, probe, sniff_file
 
@@ -234,14 +235,14 @@ def video_chunks(video: Video, win: Windows, options: storage.Options = None, st
         with storage.local_file(video.uri, options) as path:
             if sniff_file(path) is None:
                 size = storage.size(video.uri, options)
-                raise Reject("empty" if size == 0 else "unreadable", "not a recognised video container")
+                raise Reject(EMPTY if size == 0 else UNREADABLE, "not a recognised video container")
             info = probe(path)
             if info.num_frames <= 0:
-                raise Reject("no_frames", "the video stream has no frames")
+                raise Reject(NO_FRAMES, "the video stream has no frames")
             plan = window_plan(info.num_frames, win)
             if start is not None:
                 if start >= info.num_frames:
-                    raise Reject("no_frames", f"start frame {start} is beyond the video's {info.num_frames} frames")
+                    raise Reject(NO_FRAMES, f"start frame {start} is beyond the video's {info.num_frames} frames")
                 plan = [(start, clip_indices(clip_len=win.clip_len, stride=win.frame_stride, start=start,
                                              total_frames=info.num_frames))]
             groups = [plan[i:i + win.windows_per_chunk] for i in range(0, len(plan), win.windows_per_chunk)]
@@ -259,7 +260,7 @@ def video_chunks(video: Video, win: Windows, options: storage.Options = None, st
     except VideoError as e:
         yield _chunk_row(video.video_id, -1, reject=Reject(e.reason, e.detail or e.reason))
     except FileNotFoundError:
-        yield _chunk_row(video.video_id, -1, reject=Reject(features.MISSING, "listed but not found"))
+        yield _chunk_row(video.video_id, -1, reject=Reject(MISSING, "listed but not found"))
 
 
 def shard_chunks(video: Video, win: Windows, options: storage.Options = None) -> Iterator[dict]:
@@ -272,10 +273,10 @@ def shard_chunks(video: Video, win: Windows, options: storage.Options = None) ->
                                           columns=["clip_id", "start_frame", "stride", "num_frames", "fps", "frames"])
             rows = t.to_pylist()
             if not rows:
-                raise Reject("no_frames", "no clips of this video in its shard part")
+                raise Reject(NO_FRAMES, "no clips of this video in its shard part")
             for r in rows:
                 if r["num_frames"] != win.clip_len:
-                    raise Reject("decode_error", f"a stored clip has {r['num_frames']} frames; the model takes "
+                    raise Reject(DECODE_ERROR, f"a stored clip has {r['num_frames']} frames; the model takes "
                                                  f"{win.clip_len}")
             clips = [transform(decode_jpegs(r["frames"]), win.img_size) for r in rows]  # each (3, T, S, S)
             t_len = win.clip_len
@@ -288,7 +289,7 @@ def shard_chunks(video: Video, win: Windows, options: storage.Options = None) ->
     except Reject as e:
         yield _chunk_row(video.video_id, -1, reject=e)
     except (OSError, ValueError) as e:  # a JPEG that does not decode, an unreadable part
-        yield _chunk_row(video.video_id, -1, reject=Reject("decode_error", f"{type(e).__name__}: {e}"))
+        yield _chunk_row(video.video_id, -1, reject=Reject(DECODE_ERROR, f"{type(e).__name__}: {e}"))
 
 
 # ---------------------------------------------------------------------------------------------- model (actors)

@@ -3,7 +3,7 @@
 A features directory holds
     manifest.json          version, the model (config, weights fingerprint, feature), the window settings, counts
     features/part-*.parquet one row per window: FEATURES_SCHEMA
-    rejects.parquet        one row per input that gave no features, with its reason (REASONS)
+    rejects.parquet        one row per input that gave no features, with its reason (`videomae.reasons`)
     npy/<key>.npy          optionally, the reference's layout: one (num_windows, C) float32 array per video
 Every listed input is in exactly one of features and rejects. A part file is written atomically once all of its
 videos are done, so a part on disk is a finished unit: a rerun skips the videos it holds.
@@ -48,11 +48,6 @@ FEATURES_SCHEMA = pa.schema(
 REJECTS_SCHEMA = pa.schema(
     [("video_id", pa.string()), ("uri", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )
-
-# Why an input gave no features (the video library's reasons, plus a manifest row whose file is not there).
-MISSING = "missing"
-REASONS = (MISSING, "empty", "unreadable", "no_video_stream", "no_frames", "decode_error")
-
 
 # ---------------------------------------------------------------------------------------------- files
 def part_files(path: str, options: storage.Options = None) -> list[str]:

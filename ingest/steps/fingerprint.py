@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from ingest import signature
 from ingest.config import IngestConfig
-from ingest.records import DECODE_ERROR, TOO_SHORT, VideoRecord
+from ingest.records import VideoRecord
 from ingest.steps.probe import clip_span, record_length, set_length, too_short_detail
 from videomae import storage, video
+from videomae.reasons import DECODE_ERROR, TOO_SHORT
 
 
 def fingerprint_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 
 from ingest.config import SOURCE_KINDS, IngestConfig, Source
-from ingest.records import MISSING_LABEL, VideoRecord
+from ingest.records import VideoRecord
 from ingest.step import Context, Records
 from videomae import listing, storage
 from videomae.listing import MANIFEST_READERS  # noqa: F401 (the manifest formats, re-exported where docs name them)
+from videomae.reasons import MISSING_LABEL
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ frames that decode, counted). Records carry what decodes; the claim is kept besi
 from __future__ import annotations
 
 from ingest.config import IngestConfig
-from ingest.records import DECODE_ERROR, EMPTY, MISSING, TOO_SHORT, UNREADABLE, VideoRecord
+from ingest.records import VideoRecord
 from videomae import storage, video
+from videomae.reasons import DECODE_ERROR, EMPTY, MISSING, TOO_SHORT, UNREADABLE
 
 
 def clip_span(num_frames: int, stride: int) -> int:

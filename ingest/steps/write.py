@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.config import IngestConfig
-from ingest.records import DECODE_ERROR, TOO_SHORT, VideoRecord
+from ingest.records import VideoRecord
 from ingest.step import Context, Records
 from ingest.steps.clips import make_clips
 from ingest.steps.probe import clip_span, set_length, too_short_detail
 from videomae import shards, storage, video
+from videomae.reasons import DECODE_ERROR, TOO_SHORT
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from ingest.steps.clips import clip_starts, clips_for, make_clips
 from ingest.steps.fingerprint import fingerprint_record
 from ingest.steps.listing import list_inputs
 from ingest.steps.probe import clip_span, probe_record
-from videomae import video
+from videomae import reasons, video
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_listing_reads_labels_and_splits(sample_root, listed):
     assert (a.kind, a.label_name, a.split) == ("labeled", "move left", "train")
     assert r["motion_a/move_left_003.mp4"].split == "val"
     assert r["motion_b/moving_left_000.mp4"].label_name == "moving_left"
-    assert r["motion_a/unlabeled_row.mp4"].reason == records.MISSING_LABEL
+    assert r["motion_a/unlabeled_row.mp4"].reason == reasons.MISSING_LABEL
     assert r["unlabeled_lavfi/testsrc2.mp4"].label_name is None
 
 
@@ -68,7 +68,7 @@ def test_probe_too_short_depends_on_clip_span(sample_root, listed):
     assert probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), cfg).ok
     long = cfg.model_copy(update={"clips": cfg.clips.model_copy(update={"num_frames": 40})})
     out = probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), long)
-    assert out.reason == records.TOO_SHORT and out.detail == "36 frames decode; one clip needs 79"
+    assert out.reason == reasons.TOO_SHORT and out.detail == "36 frames decode; one clip needs 79"
     assert clip_span(8, 2) == 15
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import fsspec
 
 from ingest.config import IngestConfig
-from ingest.records import MISSING
 from ingest.steps import write
 from ingest.steps.fingerprint import fingerprint_record
 from ingest.steps.listing import list_inputs
 from ingest.steps.probe import probe_record
 from videomae import shards
+from videomae.reasons import MISSING
 
 
 def test_memory_uris_end_to_end_without_ray(sample_root):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import videomae
 from trainer import extract, extraction
-from videomae import features, listing, shards
+from videomae import features, listing, reasons, shards
 from videomae.transforms import CLIP_TRANSFORMS, eval_clip, reference_tad_clip
 from videomae.video import decode_frames, decode_jpegs, probe
 
@@ -60,7 +60,7 @@ def test_rejects_have_reasons(feature_corpus):
     assert set(by_uri) == {"bad.mp4", "gone.mp4"}
     assert by_uri["bad.mp4"]["reason"] == "unreadable" and by_uri["bad.mp4"]["detail"]
     assert by_uri["gone.mp4"]["reason"] == "missing"
-    assert all(r["reason"] in features.REASONS for r in rejects)
+    assert all(r["reason"] in reasons.REASONS for r in rejects)
 
 
 def test_npy_is_the_reference_layout(feature_corpus):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videomae.reasons import DECODE_ERROR, NO_VIDEO_STREAM, UNREADABLE
 from videomae.video.safety import VideoError, av_message, check_head, decord_may_read, local_name, open_av, scrub
 from videomae.video.streams import first_frame_rotation, normalise_rotation, pick_stream, upright, video_streams
 
@@ -98,7 +99,7 @@ def _frames(container, stream, seen: Pass) -> Iterator:
 def _open_stream(container):
     s = pick_stream(container)
     if s is None:
-        raise VideoError("no_video_stream", "no video stream to decode")
+        raise VideoError(NO_VIDEO_STREAM, "no video stream to decode")
     return s
 
 
@@ -128,14 +129,14 @@ def _try_decord(path: str, backend: str, call):
     try:
         vr = decord.VideoReader(path, num_threads=1)
     except Exception as e:  # DECORDError, RuntimeError
-        err = VideoError("unreadable", scrub(f"decord cannot open it: {e}", path))
+        err = VideoError(UNREADABLE, scrub(f"decord cannot open it: {e}", path))
     else:
         try:
             return call(vr)
         except VideoError as e:
             err = e
         except Exception as e:  # decord raises its own DECORDError and plain RuntimeErrors
-            err = VideoError("decode_error", scrub(f"decord: {e}", path))
+            err = VideoError(DECODE_ERROR, scrub(f"decord: {e}", path))
     if backend == "decord":
         raise err
     log.debug("decord failed (%s); falling back to PyAV", err)
@@ -147,7 +148,7 @@ def _pick_decord(path: str, head: bytes, backend: str, rotation: int | None) -> 
         return False
     allowed, fmt = decord_plan(path, head, rotation)
     if not allowed and backend == "decord":
-        raise VideoError("unreadable", f"decord only reads recognised binary containers with one unrotated video "
+        raise VideoError(UNREADABLE, f"decord only reads recognised binary containers with one unrotated video "
                                        f"stream, not this {fmt} file")  # fmt: skip
     return allowed
 
@@ -156,7 +157,7 @@ def _pick_decord(path: str, head: bytes, backend: str, rotation: int | None) -> 
 def _decode_decord(vr, indices: Sequence[int]) -> np.ndarray:
     n = len(vr)
     if max(indices) >= n:
-        raise VideoError("decode_error", f"frame {max(indices)} beyond the {n} frames decord sees")
+        raise VideoError(DECODE_ERROR, f"frame {max(indices)} beyond the {n} frames decord sees")
     return vr.get_batch(list(indices)).asnumpy()  # (T, H, W, 3)
 
 
@@ -174,7 +175,7 @@ def _decode_pyav(path: str, indices: Sequence[int]) -> np.ndarray:
                 break
     missing = sorted(wanted - set(got))
     if missing:
-        raise VideoError("decode_error", f"stream ended before frame {missing[0]} ({seen.count} frames decode)")
+        raise VideoError(DECODE_ERROR, f"stream ended before frame {missing[0]} ({seen.count} frames decode)")
     return np.stack([got[i] for i in indices])
 
 
@@ -184,7 +185,7 @@ def _pyav_errors(path: str, fn, *args) -> np.ndarray:
     except VideoError:
         raise
     except Exception as e:  # av.error.* (InvalidDataError, ...) for corrupt streams
-        raise VideoError("decode_error", scrub(f"pyav: {type(e).__name__}: {av_message(e)}", path)) from None
+        raise VideoError(DECODE_ERROR, scrub(f"pyav: {type(e).__name__}: {av_message(e)}", path)) from None
 
 
 def decode_frames(path: str | os.PathLike, indices: Sequence[int], backend: str = "auto",
@@ -242,7 +243,7 @@ def _times_pyav(path: str, times: Sequence[float]) -> np.ndarray:
             out.append(_rgb(prev))  # times within the last frame's display
             k += 1
     if times and seen.count == 0:
-        raise VideoError("decode_error", "no frame decodes")
+        raise VideoError(DECODE_ERROR, "no frame decodes")
     return np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 
 

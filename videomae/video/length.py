@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videomae.reasons import DECODE_ERROR
 from videomae.video import decoding
 from videomae.video.decoding import Pass, decode_frames, decode_frames_at_times, scan
 from videomae.video.probing import VideoInfo
@@ -122,7 +123,7 @@ class FrameReader:
             try:
                 return fn(self.path, arg, backend="decord", rotation=self.rotation)
             except VideoError as e:
-                if e.reason == "decode_error":
+                if e.reason == DECODE_ERROR:
                     self.recount()
                 self._decord = False  # decord cannot open it (or counted): PyAV from now on
         return fn(self.path, arg, backend="pyav", rotation=self.rotation)
@@ -135,7 +136,7 @@ class FrameReader:
             try:
                 return self._decode(decode_frames, indices)
             except VideoError as e:
-                if e.reason != "decode_error" or counted_before:
+                if e.reason != DECODE_ERROR or counted_before:
                     raise
             self.recount()  # frames the claim promised are missing; the loop checks the indices against the count
         return None

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
+from videomae.reasons import NO_VIDEO_STREAM, UNREADABLE
 from videomae.video.safety import OPEN_OPTIONS, VideoError, check_head, local_name, open_av, scrub
 from videomae.video.streams import first_frame_rotation, normalise_rotation, pick_stream, video_streams
 
@@ -87,7 +88,7 @@ def probe(path_or_bytes: str | os.PathLike | bytes, backend: str = "auto") -> Vi
         except Exception as e:  # PyAV could not answer (e.g. a stream without codec parameters): ask ffprobe
             detail = scrub(f"{type(e).__name__}: {e}", path)
             if backend == "pyav":
-                raise VideoError("unreadable", f"pyav: {detail}") from None
+                raise VideoError(UNREADABLE, f"pyav: {detail}") from None
             log.debug("PyAV probe failed (%s); asking ffprobe", detail)
             return _probe_ffprobe(path, count_packets=False)
         if backend == "pyav" or info.num_frames > 0:
@@ -99,8 +100,8 @@ def _no_video(types: list[str], attached: int) -> VideoError:
     """The error for a container without a video stream, saying what it holds instead."""
     others = ",".join(t for t in types if t != "video") or "nothing else"
     if attached:
-        return VideoError("no_video_stream", f"only an attached picture (cover art) besides {others}; no video stream")
-    return VideoError("no_video_stream", f"{others} only" if types else "no streams")
+        return VideoError(NO_VIDEO_STREAM, f"only an attached picture (cover art) besides {others}; no video stream")
+    return VideoError(NO_VIDEO_STREAM, f"{others} only" if types else "no streams")
 
 
 def _probe_pyav(path: str) -> VideoInfo:
@@ -134,9 +135,9 @@ def _probe_ffprobe(path: str, count_packets: bool) -> VideoInfo:
     except ffmpeg.Error as e:
         text = (e.stderr or b"").decode(errors="replace")
         if "not on whitelist" in text:
-            raise VideoError("unreadable", "not an allowed video container") from None
+            raise VideoError(UNREADABLE, "not an allowed video container") from None
         lines = text.strip().splitlines()
-        raise VideoError("unreadable", scrub(lines[-1], path) if lines else "ffprobe failed") from None
+        raise VideoError(UNREADABLE, scrub(lines[-1], path) if lines else "ffprobe failed") from None
     fmt, streams = meta.get("format", {}), meta.get("streams", [])
     video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     if not video:

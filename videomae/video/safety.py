@@ -8,7 +8,7 @@ decord, which cannot be restricted, is only handed files whose first bytes and P
 recognised binary container (`decord_may_read`). Paths are made absolute first (`local_name`), so a name like
 `concat:a|b` or `-i` is a file name.
 
-Errors are `VideoError`s with a short `reason` (the ingest drop reasons): `empty` (0 bytes), `unreadable`
+Errors are `VideoError`s with a short `reason` (declared in `videomae.reasons`): `empty` (0 bytes), `unreadable`
 (cannot be opened, or a refused container), `no_video_stream`, `decode_error`. Details never contain the
 file's path (they reach API clients and shared reject tables).
 """
@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from videomae.reasons import EMPTY, UNREADABLE
+
 
 class VideoError(RuntimeError):
-    """A file that cannot be probed or decoded. `reason` is a short machine-readable tag (empty, unreadable,
-    no_video_stream, decode_error: the ingest drop reasons); `detail` is for people and never holds the path."""
+    """A file that cannot be probed or decoded. `reason` is one of `videomae.reasons.REASONS` (empty, unreadable,
+    no_video_stream, decode_error); `detail` is for people and never holds the path."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -102,13 +104,13 @@ def check_head(path: str) -> bytes:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)
     except OSError as e:
-        raise VideoError("unreadable", e.strerror or type(e).__name__) from None
+        raise VideoError(UNREADABLE, e.strerror or type(e).__name__) from None
     if not head:
-        raise VideoError("empty", "0 bytes")
+        raise VideoError(EMPTY, "0 bytes")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     for magic, what in _REFERENCING:
         if text.startswith(magic):
-            raise VideoError("unreadable", f"refused: {what} refers to other files or URLs; only self-contained "
+            raise VideoError(UNREADABLE, f"refused: {what} refers to other files or URLs; only self-contained "
                                            "video files are read")  # fmt: skip
     return head
 
@@ -122,9 +124,9 @@ def open_av(path: str):
         # metadata_errors: a tag that is not UTF-8 must not make a readable file unreadable (or crash the caller).
         container = av.open(path, options=OPEN_OPTIONS, metadata_errors="replace")
     except av.error.ArgumentError:  # EINVAL: the probed demuxer is not on the allow-list
-        raise VideoError("unreadable", "not an allowed video container") from None
+        raise VideoError(UNREADABLE, "not an allowed video container") from None
     except Exception as e:  # av.error.* (InvalidDataError, ...), OSError: whatever the untrusted bytes cause
-        raise VideoError("unreadable", scrub(f"{type(e).__name__}: {av_message(e)}", path)) from None
+        raise VideoError(UNREADABLE, scrub(f"{type(e).__name__}: {av_message(e)}", path)) from None
     with container:
         yield container
 

@@ -30,12 +30,11 @@ from api.schemas import ModelInfo
 from api.settings import Settings
 from videomae import VideoMAEConfig, load_model
 from videomae.features import weights_fingerprint
-from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.model import MODEL_KINDS, RECONSTRUCT, Model, model_kind
 from videomae.search import SearchIndex
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Model = VideoMAEPretrain | VideoMAEClassifier
 
 FEATURE_PRETRAIN = "mean of the encoder tokens after the final norm (VideoMAEPretrain.forward_pooled)"
 FEATURE_CLASSIFIER = "fc_norm(mean of the encoder tokens), the input of the head (VideoMAEClassifier.forward_pooled)"
@@ -64,25 +63,24 @@ def operation(name: str) -> Callable:
 
 
 def describe(model: Model) -> ModelInfo:
-    cfg = model.cfg
-    is_clf = isinstance(model, VideoMAEClassifier)
-    if not is_clf:
+    cfg, name = model.cfg, model_kind(model)
+    kind = MODEL_KINDS[name]
+    if kind.decoder:
         feature = FEATURE_PRETRAIN
     else:
         feature = FEATURE_CLASSIFIER if model.fc_norm is not None else FEATURE_CLASSIFIER_NO_FC_NORM
-    kind = "classifier" if is_clf else "pretrain"
     return ModelInfo(
-        id=f"videomae-{cfg.preset or 'custom'}-{kind}",
+        id=f"videomae-{cfg.preset or 'custom'}-{name}",
         preset=cfg.preset,
-        model_type=kind,
+        model_type=name,
         num_frames=cfg.num_frames,
         img_size=cfg.img_size,
         tubelet_size=cfg.tubelet_size,
         patch_size=cfg.patch_size,
         feature_dim=cfg.embed_dim,
         feature=feature,
-        can_reconstruct=bool(model.has_decoder),
-        num_classes=cfg.num_classes if is_clf else 0,
+        can_reconstruct=RECONSTRUCT in kind.serves,
+        num_classes=cfg.num_classes if kind.head else 0,
         parameters=sum(p.numel() for p in model.parameters()),
     )
 
@@ -151,7 +149,7 @@ class ModelHost:
         self.inflight -= 1
 
     def require_decoder(self) -> None:
-        if not self.model.has_decoder:
+        if not self.info.can_reconstruct:
             raise ApiError(409, "no_decoder",
                            f"the served model ({self.info.id}) has no decoder: reconstruction needs a pre-training "
                            "checkpoint with its decoder, not a fine-tuned or encoder-only one")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videomae.masks import DecoderKind, EncoderKind
+from videomae.model import ModelKindName
 
 
 class EmbedOptions(BaseModel):
@@ -138,7 +139,7 @@ class ReconstructResponse(BaseModel):
 class ModelInfo(BaseModel):
     id: str
     preset: str | None
-    model_type: Literal["pretrain", "classifier"]
+    model_type: ModelKindName
     num_frames: int = Field(description="clip length the model was built for")
     img_size: int = Field(description="input frames are resized (short side) and center-cropped to this")
     tubelet_size: int

@@ -34,7 +34,8 @@ from safetensors.torch import load_file
 from trainer.collectives import gather_objects
 from videomae import storage
 from videomae.checkpoint import load_strict
-from videomae.modeldir import MODEL_SUBDIR, WEIGHTS_FILE, save_model
+from videomae.model import save_model
+from videomae.modeldir import MODEL_SUBDIR, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 

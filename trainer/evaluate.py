@@ -28,7 +28,7 @@ from trainer.classes import label_space
 from trainer.config import EvaluateConfig
 from videomae import storage
 from videomae.checkpoint import load_model
-from videomae.model import VideoMAEClassifier
+from videomae.model import CLASSIFY, MODEL_KINDS, model_kind
 
 
 def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> dict:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
     views = evaluation.ViewSpec(arch.img_size, arch.num_frames, cfg.data.frame_step, cfg.eval.num_crops)
     paths, options = cfg.data.paths, cfg.data.storage_options
     if cfg.mode == "classifier":
-        if not isinstance(model, VideoMAEClassifier) or arch.num_classes == 0:
+        if CLASSIFY not in MODEL_KINDS[model_kind(model)].serves:
             loop.fail("mode: classifier needs a model with a classification head")
         videos = evaluation.read_videos(paths, cfg.eval.split, cfg.sources, cfg.eval.num_clips, options)
         hits = evaluation.classify_videos(model, videos, views, device=device, batch_size=cfg.eval.batch_size,

@@ -32,7 +32,7 @@ from trainer.extraction import ExtractConfig, Windows
 from trainer.loop import fail, setup_logging, validate_or_exit
 from videomae import features, storage
 from videomae.checkpoint import load_model
-from videomae.model import VideoMAEClassifier
+from videomae.model import model_kind
 
 log = extraction.log
 
@@ -55,11 +55,11 @@ def settings(cfg: ExtractConfig, model) -> tuple[Windows, dict]:
     if clip_len % arch.tubelet_size:
         fail(f"windows.clip_len: {clip_len} is not a multiple of the model's tubelet size ({arch.tubelet_size})")
     win = Windows(clip_len, w.frame_stride, w.window_stride, w.transform, arch.img_size, w.windows_per_chunk)
-    kind = "classifier" if isinstance(model, VideoMAEClassifier) else "pretrain"
-    about = {"model": {"source": cfg.model.source, "preset": arch.preset, "model_type": kind,
+    fc_norm = getattr(model, "fc_norm", None) is not None  # a classifier's pooled feature is normed (forward_pooled)
+    pooled = "fc_norm(mean of encoder tokens)" if fc_norm else "mean of encoder tokens"
+    about = {"model": {"source": cfg.model.source, "preset": arch.preset, "model_type": model_kind(model),
                        "fingerprint": features.weights_fingerprint(model), "feature_dim": arch.embed_dim,
-                       "feature": "forward_pooled: " + ("fc_norm(mean of encoder tokens)" if kind == "classifier"
-                                                        and model.fc_norm is not None else "mean of encoder tokens"),
+                       "feature": "forward_pooled: " + pooled,
                        "config": arch.to_json_dict()},
              "windows": extraction.describe_windows(win),
              "input": {"path": cfg.input.path, "kind": "shards" if extraction.is_shards(cfg.input) else "videos",

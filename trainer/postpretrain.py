@@ -31,7 +31,7 @@ from trainer.collectives import sum_across_workers
 from trainer.config import AugmentSection, PostpretrainConfig
 from videomae import storage
 from videomae.checkpoint import init_classifier_from_pretrain, load_model, load_strict
-from videomae.model import VideoMAEClassifier
+from videomae.model import CLASSIFY, MODEL_KINDS, VideoMAEClassifier, model_kind
 
 
 def main(argv: list[str] | None = None, cfg: PostpretrainConfig | None = None):
@@ -55,7 +55,7 @@ def build_classifier(cfg: PostpretrainConfig, num_classes: int, to_merged: list[
     if Path(source).suffix in (".pth", ".pt", ".bin"):
         return init_classifier_from_pretrain(clf, source)
     loaded = load_model(source)
-    if not isinstance(loaded, VideoMAEClassifier) or loaded.cfg.num_classes == 0:
+    if CLASSIFY not in MODEL_KINDS[model_kind(loaded)].serves:  # an encoder, with a decoder or alone: a fresh head
         return init_classifier_from_pretrain(clf, loaded)
     state = loaded.state_dict()
     if to_merged is not None and state["head.weight"].shape[0] != num_classes:

@@ -21,13 +21,12 @@ from safetensors.torch import load_file
 
 from videomae import storage
 from videomae.config import VideoMAEConfig
-from videomae.model import VideoMAEClassifier, VideoMAEPretrain
+from videomae.model import MODEL_KINDS, Model, ModelKind, VideoMAEClassifier, model_kind
 from videomae.modeldir import CONFIG_FILE, MODEL_SUBDIR, WEIGHTS_FILE
 from videomae.presets import list_presets, preset_fields
 
 log = logging.getLogger(__name__)
 
-Model = VideoMAEPretrain | VideoMAEClassifier
 # What load_model reads from a directory it has to download (a model directory, possibly under MODEL_SUBDIR).
 _MODEL_FILES = tuple(f"{sub}{name}" for sub in ("", f"{MODEL_SUBDIR}/")
                      for name in (CONFIG_FILE, WEIGHTS_FILE, "pytorch_model.bin"))
@@ -39,9 +38,22 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded into the requested model; the message names the keys involved."""
 
 
-# ----------------------------------------------------------------------------------------------- our own format
-def _build(model_type: str, cfg: VideoMAEConfig) -> Model:
-    return VideoMAEClassifier(cfg) if model_type == "classifier" else VideoMAEPretrain(cfg)
+# ----------------------------------------------------------------------------------------------- the kinds
+def recognise(keys, fmt: str) -> str:
+    """The kind (`videomae.model.MODEL_KINDS`) whose weights these are, in format `fmt`: "reference" (the reference's
+    key layout, which is ours) or "hugging_face"."""
+    keys = set(keys)
+    found = [name for name, kind in MODEL_KINDS.items() if getattr(kind, f"in_{fmt}")(keys)]
+    if len(found) != 1:
+        raise CheckpointError(f"the weights look like {' and '.join(found) or 'none'} of the model kinds "
+                              f"({', '.join(MODEL_KINDS)})")
+    return found[0]
+
+
+def _kind(name: str) -> ModelKind:
+    if name not in MODEL_KINDS:
+        raise CheckpointError(f"model_type {name!r} is not a model kind; known: {', '.join(MODEL_KINDS)}")
+    return MODEL_KINDS[name]
 
 
 def load_strict(model: Model, state: Mapping[str, torch.Tensor], *, allow_missing: tuple[str, ...] = (),
@@ -106,19 +118,18 @@ def unwrap(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def remap_reference(state: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
-    """Reference key layout -> ours (the same names). Returns the model type the weights describe:
-    'pretrain' (encoder + decoder), 'classifier' (fine-tuned or distilled), or 'encoder' (encoder only)."""
-    if any(k.startswith("decoder.") for k in state):
-        return "pretrain", dict(state)
-    if any(k.startswith("encoder.") for k in state):
-        return "encoder", {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    return "classifier", dict(state)
+    """Reference key layout -> ours (the same names, less the prefix some kinds carry there). Returns the kind the
+    weights describe (pre-training: encoder + decoder; classifier: fine-tuned or distilled; encoder only)."""
+    name = recognise(state, "reference")
+    prefix = MODEL_KINDS[name].reference_prefix
+    return name, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def infer_config(state: Mapping[str, torch.Tensor], model_type: str, preset: str | None, **overrides: Any
                  ) -> VideoMAEConfig:
     """Architecture from the weights' shapes; what shapes can't tell (heads, frames, size) from the preset."""
-    enc = "encoder." if model_type == "pretrain" else ""
+    kind = _kind(model_type)
+    enc = kind.encoder_prefix
     proj = state.get(f"{enc}patch_embed.proj.weight")
     if proj is None:
         raise CheckpointError(f"no '{enc}patch_embed.proj.weight' in the checkpoint: not a VideoMAE state dict")
@@ -136,14 +147,13 @@ def infer_config(state: Mapping[str, torch.Tensor], model_type: str, preset: str
     fields["mlp_ratio"] = fc1.shape[0] / embed_dim
     fields["qkv_bias"] = f"{enc}blocks.0.attn.q_bias" in state
     fields["init_values"] = 0.1 if f"{enc}blocks.0.gamma_1" in state else 0.0
-    if model_type == "pretrain":
+    if kind.decoder:
         fields["decoder_embed_dim"] = int(state["encoder_to_decoder.weight"].shape[0])
         fields["decoder_depth"] = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("decoder.blocks."))
-    if model_type == "classifier" and "head.weight" in state:
-        fields["num_classes"] = int(state["head.weight"].shape[0])
+    else:  # mean pooling ends in `fc_norm`; without it (a pre-training encoder) the blocks end in `norm`
         fields["use_mean_pooling"] = "fc_norm.weight" in state
-    if model_type == "encoder":
-        fields["use_mean_pooling"] = False  # the pre-training encoder ends in `norm`, not `fc_norm`
+    if kind.head and "head.weight" in state:
+        fields["num_classes"] = int(state["head.weight"].shape[0])
     base = preset_fields(preset)
     if abs(base["mlp_ratio"] * embed_dim - fc1.shape[0]) < 1:
         fields["mlp_ratio"] = base["mlp_ratio"]  # keep 48/11 exact for giant
@@ -180,12 +190,9 @@ def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) ->
     """HF VideoMAEForPreTraining / VideoMAEModel / VideoMAEForVideoClassification keys -> ours."""
     if any(k.startswith("videomae.") for k in state):
         state = {k[len("videomae."):] if k.startswith("videomae.") else k: v for k, v in state.items()}
-    if any(k.startswith("decoder.") for k in state):
-        model_type, enc = "pretrain", "encoder."
-    elif "classifier.weight" in state:
-        model_type, enc = "classifier", ""
-    else:
-        model_type, enc = "encoder", ""
+    model_type = recognise(state, "hugging_face")
+    kind = MODEL_KINDS[model_type]
+    enc = kind.encoder_prefix
     out: dict[str, torch.Tensor] = {}
     out[f"{enc}patch_embed.proj.weight"] = state["embeddings.patch_embeddings.projection.weight"]
     out[f"{enc}patch_embed.proj.bias"] = state["embeddings.patch_embeddings.projection.bias"]
@@ -193,13 +200,13 @@ def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) ->
         _hf_block(f"encoder.layer.{i}.", f"{enc}blocks.{i}.", state, out)
     if "layernorm.weight" in state:
         out[f"{enc}norm.weight"], out[f"{enc}norm.bias"] = state["layernorm.weight"], state["layernorm.bias"]
-    if model_type == "pretrain":
+    if kind.decoder:
         for i in range(hf_config["decoder_num_hidden_layers"]):
             _hf_block(f"decoder.decoder_layers.{i}.", f"decoder.blocks.{i}.", state, out)
         for k in ("decoder.norm.weight", "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias",
                   "encoder_to_decoder.weight", "mask_token"):
             out[k] = state[k]
-    if model_type == "classifier":
+    if kind.head:
         if "fc_norm.weight" in state:
             out["fc_norm.weight"], out["fc_norm.bias"] = state["fc_norm.weight"], state["fc_norm.bias"]
         out["head.weight"], out["head.bias"] = state["classifier.weight"], state["classifier.bias"]
@@ -207,6 +214,7 @@ def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) ->
 
 
 def hf_to_config(hf: Mapping[str, Any], model_type: str, **overrides: Any) -> VideoMAEConfig:
+    kind = _kind(model_type)
     hidden = hf.get("hidden_size", 768)
     fields = dict(
         img_size=hf.get("image_size", 224), patch_size=hf.get("patch_size", 16), num_frames=hf.get("num_frames", 16),
@@ -221,15 +229,15 @@ def hf_to_config(hf: Mapping[str, Any], model_type: str, **overrides: Any) -> Vi
         head_norm_eps=1e-5,
         # HF's VideoMAEModel ends in `layernorm` exactly when use_mean_pooling is off, as our classifier/encoder ends
         # in `norm`; so the flag carries over for encoder-only weights too (else their missing `norm` fails to load).
-        use_mean_pooling=hf.get("use_mean_pooling", True) if model_type != "pretrain" else False,
+        use_mean_pooling=hf.get("use_mean_pooling", True) if not kind.decoder else False,
     )
-    if model_type == "pretrain" and hf.get("use_mean_pooling", True):
+    if kind.decoder and hf.get("use_mean_pooling", True):
         raise CheckpointError("HF VideoMAEForPreTraining with use_mean_pooling=true has no encoder layernorm; our "
                               "(the reference's) pre-training encoder always ends in one, so it cannot be loaded")
-    if model_type == "classifier":
+    if kind.head:
         fields["num_classes"] = len(hf.get("id2label") or {}) or hf.get("num_labels", 2)
     dec_hidden = hf.get("decoder_intermediate_size", fields["decoder_embed_dim"] * fields["mlp_ratio"])
-    if model_type == "pretrain" and int(fields["decoder_embed_dim"] * fields["mlp_ratio"]) != dec_hidden:
+    if kind.decoder and int(fields["decoder_embed_dim"] * fields["mlp_ratio"]) != dec_hidden:
         raise CheckpointError("HF decoder_intermediate_size must equal decoder_hidden_size * the encoder's MLP ratio")
     return VideoMAEConfig(**{**fields, **overrides})
 
@@ -269,10 +277,11 @@ def load_model(source: str | Path, preset: str | None = None, *, strict: bool = 
             model_type, state = remap_hf(_read_hf_weights(path), meta)
             cfg = hf_to_config(meta, model_type, **overrides)
             return _load_foreign(model_type, cfg, state, f"Hugging Face weights {path}", strict)
-        model_type = meta.pop("model_type", "pretrain")
-        cfg = VideoMAEConfig(**{**meta, **overrides})
-        model = _build(model_type, cfg)
-        return load_strict(model, load_file(str(path / WEIGHTS_FILE)), source=str(path))
+        state = load_file(str(path / WEIGHTS_FILE))
+        # Directories from before model_type was written: the kind their weights (our key layout) describe.
+        kind = _kind(meta.pop("model_type", None) or recognise(state, "reference"))
+        model = kind.build(VideoMAEConfig(**{**meta, **overrides}))
+        return load_strict(model, state, source=str(path))
     model_type, state = remap_reference(unwrap(read_torch_file(path)))
     cfg = infer_config(state, model_type, preset, **overrides)
     return _load_foreign(model_type, cfg, state, f"reference checkpoint {path}", strict)
@@ -280,11 +289,10 @@ def load_model(source: str | Path, preset: str | None = None, *, strict: bool = 
 
 def _load_foreign(model_type: str, cfg: VideoMAEConfig, state: dict[str, torch.Tensor], source: str, strict: bool
                   ) -> Model:
-    if model_type == "encoder":
-        # Encoder-only weights: a feature extractor (no decoder, no head).
-        model = VideoMAEClassifier(cfg.model_copy(update={"num_classes": 0}))
-        return load_strict(model, state, allow_missing=("head.", "fc_norm."), source=source)
-    model = _build(model_type, cfg)
+    kind = MODEL_KINDS[model_type]
+    model = kind.build(cfg)
+    if kind.may_lack:
+        return load_strict(model, state, allow_missing=kind.may_lack, source=source)
     if not strict:
         own = model.state_dict()
         return load_strict(model, state, allow_missing=tuple(own), allow_unexpected=tuple(state), source=source)
@@ -302,12 +310,10 @@ def init_classifier_from_pretrain(clf: VideoMAEClassifier, source: str | Path | 
         else:
             source = load_model(source)
     if not isinstance(source, (str, Path)):
-        kind = "pretrain" if isinstance(source, VideoMAEPretrain) else "classifier"
-        state = source.state_dict()
-    if kind == "pretrain":
-        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    else:
-        state = {k: v for k, v in state.items() if not k.startswith(("head.", "fc_norm."))}
+        kind, state = model_kind(source), source.state_dict()
+    prefix = MODEL_KINDS[kind].encoder_prefix  # the encoder's weights, without a head or its fc_norm
+    state = {k[len(prefix):]: v for k, v in state.items()
+             if k.startswith(prefix) and not k[len(prefix):].startswith(("head.", "fc_norm."))}
     unexpected_ok = ("norm.",) if clf.cfg.use_mean_pooling else ()
     return load_strict(clf, state, allow_missing=("head.", "fc_norm."), allow_unexpected=unexpected_ok,
                        source=str(source) if isinstance(source, (str, Path)) else "pre-trained model")

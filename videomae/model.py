@@ -11,17 +11,26 @@ per-tubelet normalised pixel targets -> MSE on tokens hidden from the encoder an
 gathering at positions read once per batch (`masks.mask_positions`), not by boolean indexing, so the whole step
 compiles as one graph (`torch.compile(model, fullgraph=True)`). Parameter names follow the
 reference (OpenGVLab/VideoMAEv2 `models/modeling_pretrain.py`, `modeling_finetune.py`).
+
+The kinds of model these classes make are declared once, at the bottom (`MODEL_KINDS`: pretrain, classifier,
+encoder): the class each is built as, what its weights hold, how its weights are recognised in the reference's and
+Hugging Face's checkpoints, and what it can serve; `model_kind(model)` names the kind of a model. Checkpoint
+reading, saving, the API, the recipes and feature extraction read the table; adding a kind (a new head) is adding
+its class and one entry there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.utils.checkpoint as cp
 from torch import nn
 
+from videomae import storage
 from videomae.config import VideoMAEConfig
 from videomae.layers import (
     Block,
@@ -33,7 +42,7 @@ from videomae.layers import (
     stochastic_depth,
 )
 from videomae.masks import mask_positions
-from videomae.modeldir import save_model
+from videomae.modeldir import write_model
 from videomae.targets import masked_loss, reconstruction_targets
 
 
@@ -219,3 +228,74 @@ def create_classifier(preset: str = "base", num_classes: int = 400, **overrides:
     return VideoMAEClassifier(VideoMAEConfig.from_preset(preset, num_classes=num_classes, **overrides))
 
 
+# ---------------------------------------------------------------------------------------------- the kinds
+EMBED, RECONSTRUCT, CLASSIFY = "embed", "reconstruct", "classify"  # what a kind of model can serve
+Keys = Collection[str]  # the weight names of a state dict
+
+
+def _keys_with(prefix: str) -> Callable[[Keys], bool]:
+    return lambda keys: any(k.startswith(prefix) for k in keys)
+
+
+_decoder, _encoder = _keys_with("decoder."), _keys_with("encoder.")
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A kind of model: the class it is built as, what its weights hold (a pre-training decoder, whose model keeps its
+    encoder under `encoder.`; a classification head), how its weights are recognised (each recogniser excludes the
+    others of its format), the weights its checkpoints may lack, and what it can serve."""
+
+    cls: type[nn.Module]
+    decoder: bool
+    head: bool
+    serves: tuple[str, ...]
+    in_reference: Callable[[Keys], bool]  # the reference's .pth weights, wrapper prefixes stripped
+    in_hugging_face: Callable[[Keys], bool]  # a Hugging Face VideoMAE state dict, `videomae.` stripped
+    reference_prefix: str = ""  # what the reference's weights of this kind carry before our names (stripped)
+    may_lack: tuple[str, ...] = ()  # weight prefixes a checkpoint of this kind need not hold (left as built)
+
+    @property
+    def encoder_prefix(self) -> str:
+        """Where the encoder's weights are in this kind's state dict."""
+        return "encoder." if self.decoder else ""
+
+    def build(self, cfg: VideoMAEConfig) -> nn.Module:
+        return self.cls(cfg if self.head or self.decoder else cfg.model_copy(update={"num_classes": 0}))
+
+    def holds(self, model: nn.Module) -> bool:
+        return isinstance(model, self.cls) and (self.decoder or (model.cfg.num_classes > 0) == self.head)
+
+
+MODEL_KINDS: dict[str, ModelKind] = {
+    # Encoder + decoder: the pre-training model (the reference's pre-trained checkpoints, HF VideoMAEForPreTraining).
+    "pretrain": ModelKind(VideoMAEPretrain, decoder=True, head=False, serves=(EMBED, RECONSTRUCT),
+                          in_reference=_decoder, in_hugging_face=_decoder),
+    # Encoder + head: fine-tuned or distilled (the reference's VisionTransformer, HF VideoMAEForVideoClassification).
+    "classifier": ModelKind(VideoMAEClassifier, decoder=False, head=True, serves=(EMBED, CLASSIFY),
+                            in_reference=lambda k: not _decoder(k) and not _encoder(k),
+                            in_hugging_face=lambda k: "classifier.weight" in k),
+    # The encoder alone, a feature extractor (a pre-training encoder saved without its decoder, HF VideoMAEModel).
+    "encoder": ModelKind(VideoMAEClassifier, decoder=False, head=False, serves=(EMBED,),
+                         in_reference=lambda k: not _decoder(k) and _encoder(k),
+                         in_hugging_face=lambda k: not _decoder(k) and "classifier.weight" not in k,
+                         reference_prefix="encoder.", may_lack=("head.", "fc_norm.")),
+}
+ModelKindName = Literal[tuple(MODEL_KINDS)]
+Model = VideoMAEPretrain | VideoMAEClassifier  # what the kinds build
+
+
+def model_kind(model: nn.Module) -> str:
+    """The kind of a model (a key of MODEL_KINDS)."""
+    found = [name for name, kind in MODEL_KINDS.items() if kind.holds(model)]
+    if len(found) != 1:
+        raise TypeError(f"{type(model).__name__} is {' and '.join(found) or 'none'} of the model kinds "
+                        f"({', '.join(MODEL_KINDS)})")
+    return found[0]
+
+
+def save_model(model: nn.Module, directory: str | Path, options: storage.Options = None,
+               state: dict[str, torch.Tensor] | None = None) -> Path | str:
+    """Write `model` as our model directory (`videomae.modeldir`) at `directory`, a path or URI; returns it. `state`:
+    the weights to write instead of `model.state_dict()` (a trainer's full state gathered from sharded workers)."""
+    return write_model(model, directory, model_kind(model), options, state)

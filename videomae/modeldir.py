@@ -2,8 +2,9 @@
 preset and every architecture field) and `model.safetensors`, written to any location `videomae.storage` reaches.
 
 Writing lives here, apart from `videomae.checkpoint` (which reads every format and builds models), so that the model
-classes can offer `model.save(dir)` without the two modules importing each other. A directory may also hold a model
-directory under `MODEL_SUBDIR`: training checkpoints and run directories do, and `load_model` looks there.
+classes can offer `model.save(dir)` (`videomae.model.save_model`, which names the model's kind) without the modules
+importing each other. A directory may also hold a model directory under `MODEL_SUBDIR`: training checkpoints and run
+directories do, and `load_model` looks there.
 """
 
 from __future__ import annotations
@@ -22,16 +23,10 @@ WEIGHTS_FILE = "model.safetensors"
 MODEL_SUBDIR = "model"
 
 
-def model_type(model: torch.nn.Module) -> str:
-    """'pretrain' (encoder + decoder) or 'classifier' (with a head, or encoder-only): config.json's `model_type`."""
-    return "pretrain" if model.has_decoder else "classifier"
-
-
-def save_model(model: torch.nn.Module, directory: str | Path, options: storage.Options = None,
-               state: dict[str, torch.Tensor] | None = None) -> Path | str:
-    """Write `model` as our model directory at `directory` (a path or URI); returns it. `state`: the weights to write
-    instead of `model.state_dict()` (a trainer's full state gathered from sharded workers)."""
-    kind = model_type(model)
+def write_model(model: torch.nn.Module, directory: str | Path, kind: str, options: storage.Options = None,
+                state: dict[str, torch.Tensor] | None = None) -> Path | str:
+    """Write `model`, of kind `kind` (config.json's `model_type`), as our model directory at `directory` (a path or
+    URI); returns it. `state`: the weights to write instead of `model.state_dict()`."""
     meta = {"model_type": kind, **model.cfg.to_json_dict()}
     state = model.state_dict() if state is None else state
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}

@@ -11,6 +11,7 @@ import torch
 import videomae
 from videomae import MaskingConfig, VideoMAEConfig, create_classifier, create_model, load_model, sample_masks
 from videomae.layers import resample_table, sinusoid_table
+from videomae.model import CLASSIFY, MODEL_KINDS, RECONSTRUCT, model_kind
 
 PAPER = ("small", "base", "large", "huge", "giant")
 
@@ -175,3 +176,36 @@ def test_pooled_features_shapes():
         assert model.forward_features(x).shape == (2, 64, 96)
         assert model.forward_pooled(x).shape == (2, 96)
         assert clf(x).shape == clf.forward_pooled(x).shape == (2, 96)  # num_classes=0: a feature extractor
+
+
+@pytest.mark.parametrize("name", list(MODEL_KINDS))
+def test_every_model_kind_builds_saves_loads_and_is_named(name, tmp_path):
+    """Each kind of the declaration: built from a preset, named by `model_kind`, saved under its name and loaded back
+    as the same kind with the same outputs; the API's schema offers exactly the declared kinds."""
+    from api.engine import describe
+    from api.schemas import ModelInfo
+
+    kind = MODEL_KINDS[name]
+    torch.manual_seed(0)
+    model = kind.build(VideoMAEConfig.from_preset("nano", num_classes=5)).eval()
+    assert model_kind(model) == name and model.has_decoder == kind.decoder
+    model.save(tmp_path / name)
+    assert json.loads((tmp_path / name / "config.json").read_text())["model_type"] == name
+    loaded = load_model(tmp_path / name).eval()
+    assert model_kind(loaded) == name
+    x = clip_for(model.cfg)
+    with torch.no_grad():
+        assert torch.equal(model.forward_pooled(x), loaded.forward_pooled(x))
+    info = describe(loaded)
+    assert info.model_type == name and info.can_reconstruct == (RECONSTRUCT in kind.serves)
+    assert (info.num_classes > 0) == (CLASSIFY in kind.serves)
+    assert ModelInfo.model_json_schema()["properties"]["model_type"]["enum"] == list(MODEL_KINDS)
+
+
+def test_directories_written_before_model_type_load_as_their_weights_say(tmp_path):
+    for model in (create_model("nano"), create_classifier("nano", num_classes=3), create_classifier("nano", 0)):
+        model.save(tmp_path / "m")
+        meta = json.loads((tmp_path / "m" / "config.json").read_text())
+        del meta["model_type"]
+        (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+        assert model_kind(load_model(tmp_path / "m")) == model_kind(model)

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from trainer.config import RECIPES
+
 REPO = Path(__file__).resolve().parents[1]
 ALL = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
-TRAINER_KINDS = ("pretrain", "postpretrain", "evaluate")
 SCRIPT_LOADERS = {"demo": "demo", "experiments": "experiments"}  # configs/<folder>/ -> scripts/<name>.py
 
 
 def _load(rel: str):
     folder = rel.split("/")[1]
-    if folder in TRAINER_KINDS:
+    if folder in RECIPES:
         from trainer.config import load_config
 
         return load_config(folder, REPO / rel)
@@ -61,5 +62,13 @@ def test_config_validates(rel):
 def test_config_opens_with_its_command(rel):
     first = (REPO / rel).read_text().splitlines()[0]
     assert first.startswith("# ") and ("python" in first or "ray job submit" in first or "make" in first), first
-    if rel.split("/")[1] in TRAINER_KINDS:
+    if rel.split("/")[1] in RECIPES:
         assert rel in first, f"{rel}: the opening command should name this file: {first}"
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_has_its_script_and_configs(name):
+    from trainer.config import recipe_script
+
+    assert (REPO / recipe_script(name)).is_file()
+    assert sorted((REPO / "configs" / name).glob("*.yaml")), f"configs/{name}/ holds no config"

@@ -1,6 +1,7 @@
 """Seams that keep one home for each cross-cutting thing, read from the source with ast: only videomae/storage.py
 imports fsspec, videomae/ has no import cycle (function-level imports included), and the library and the services
-name a reject reason only through its declaration (no reason written as a bare string elsewhere)."""
+name a reject reason, a model kind or a recipe only through its declaration (none written as a bare string
+elsewhere)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,22 @@ def test_reject_reasons_are_named_only_where_they_are_declared():
     from videomae.reasons import REASONS
 
     assert bare_names(set(REASONS), "videomae/reasons.py") == []
+
+
+def test_model_kinds_are_named_only_where_they_are_declared():
+    from videomae.model import MODEL_KINDS
+
+    allowed = {("trainer/config.py", "pretrain"): "the pre-training recipe's name, in the recipe table",
+               ("trainer/config.py", "classifier"): "an evaluation mode (the model's own head), not a model kind",
+               ("trainer/evaluate.py", "classifier"): "the evaluation mode"}
+    assert bare_names(set(MODEL_KINDS), "videomae/model.py", allowed) == []
+
+
+def test_recipes_are_named_only_where_they_are_declared():
+    from trainer.config import RECIPES
+
+    allowed = {("videomae/model.py", "pretrain"): "the pre-training model kind's name, in the kind table"}
+    assert bare_names(set(RECIPES), "trainer/config.py", allowed) == []
 
 
 def test_reasons_are_raised_through_their_declaration():

@@ -7,6 +7,11 @@ a worker: an unknown key, a wrong type, a preset that does not exist, a running-
 
 Keys other parts rely on (docs/architecture.md "Configs"): `data.path` (a shard dataset directory/URI, or a list for a
 mix), `model.preset`, `run.name` and `run.storage_path` (Ray Train's run identity: the same pair resumes).
+
+The recipes are declared once, in `RECIPES` (name -> config model): recipe `name` runs as `trainer/<name>.py`
+(`recipe_script`) with its configs under `configs/<name>/`; the tests that load every config and check every command
+line derive from it. A recipe's config says what its training samples carry (`sample_masks`, `sample_augment`), so
+the data path never asks which recipe it serves.
 """
 
 from __future__ import annotations
@@ -242,9 +247,23 @@ class _Recipe(_Section):
     def _check_arch(self, arch: VideoMAEConfig) -> None:
         pass
 
+    @property
+    def sample_masks(self) -> MaskingConfig | None:
+        """The encoder/decoder masks drawn for every training sample (None: none)."""
+        return None
+
+    @property
+    def sample_augment(self) -> AugmentSection | None:
+        """The supervised augmentation of every training sample (None: crops only)."""
+        return None
+
 
 class PretrainConfig(_Recipe):
     mask: MaskSection = Field(default_factory=MaskSection)
+
+    @property
+    def sample_masks(self) -> MaskingConfig:
+        return self.mask
 
     def _check_arch(self, arch: VideoMAEConfig) -> None:
         problems = self.mask.problems(arch.grid)
@@ -267,6 +286,10 @@ class PostpretrainConfig(_Recipe, _Labeled):
     eval: EvalSection = Field(default_factory=EvalSection)
     num_classes: int | None = Field(None, ge=2)  # default: from labels.json
 
+    @property
+    def sample_augment(self) -> AugmentSection:
+        return self.augment
+
 
 class EvaluateConfig(_Labeled):
     """Frozen-feature evaluation (linear probe, k-NN) and classifier evaluation; runs in one process."""
@@ -283,7 +306,8 @@ class EvaluateConfig(_Labeled):
     linear_lr: float = Field(1e-2, gt=0)
 
 
-# ---------------------------------------------------------------------------------------------- loading
+# ---------------------------------------------------------------------------------------------- the recipes
+# name -> its config model; the recipe runs as trainer/<name>.py, its configs live in configs/<name>/.
 RECIPES: dict[str, type[BaseModel]] = {
     "pretrain": PretrainConfig,
     "postpretrain": PostpretrainConfig,
@@ -291,7 +315,15 @@ RECIPES: dict[str, type[BaseModel]] = {
 }
 
 
-def load_config(kind: str | type[BaseModel], path: str | Path | None, overrides: list[str] | None = None) -> Any:
-    """Read YAML (optional), apply `--set` overrides, validate into the recipe's model; ConfigError on problems."""
-    model = RECIPES[kind] if isinstance(kind, str) else kind
+def recipe_script(name: str) -> str:
+    """The recipe's entry point, relative to the repository root (what `ray job submit` runs)."""
+    return f"trainer/{name}.py"
+
+
+def load_config(recipe: str | type[BaseModel], path: str | Path | None, overrides: list[str] | None = None) -> Any:
+    """Read YAML (optional), apply `--set` overrides, validate into the recipe's model (a name of RECIPES, or the
+    model itself); ConfigError on problems."""
+    if isinstance(recipe, str) and recipe not in RECIPES:
+        raise ConfigError(f"no recipe {recipe!r}; recipes: {', '.join(RECIPES)}")
+    model = RECIPES[recipe] if isinstance(recipe, str) else recipe
     return load_typed(model, path, overrides, name_source=True)

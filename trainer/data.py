@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from trainer.config import DataSection, PostpretrainConfig, PretrainConfig
+from trainer.config import DataSection
 from trainer.plan import EpochPlan, Piece
 from videomae import storage
 from videomae.augment import crop_flip_frames, multi_scale_box, train_frames
@@ -64,14 +64,13 @@ class SampleSpec:
     rand_aug: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: PretrainConfig | PostpretrainConfig) -> SampleSpec:
-        """Pre-training: masks per sample; post-pre-training: the supervised augmentation."""
-        arch, data = cfg.model.architecture(), cfg.data
-        augment = cfg.augment if isinstance(cfg, PostpretrainConfig) else None
+    def from_config(cls, cfg) -> SampleSpec:
+        """From a recipe's config (trainer/config.py): the masks and the augmentation it asks of every sample."""
+        arch, data, augment = cfg.model.architecture(), cfg.data, cfg.sample_augment
         return cls(img_size=arch.img_size, num_frames=arch.num_frames, frame_step=data.frame_step,
                    num_sample=data.num_sample, scales=tuple(data.scales), seed=cfg.run.seed, grid=arch.grid,
-                   masks=cfg.mask if isinstance(cfg, PretrainConfig) else None,
-                   flip=bool(augment and augment.flip), rand_aug=augment.rand_augment if augment else None)
+                   masks=cfg.sample_masks, flip=bool(augment and augment.flip),
+                   rand_aug=augment.rand_augment if augment else None)
 
 
 def select_frames(frames: list[bytes], num_frames: int, frame_step: int) -> list[bytes]:

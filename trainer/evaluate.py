@@ -32,7 +32,7 @@ from videomae.model import CLASSIFY, MODEL_KINDS, model_kind
 
 
 def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> dict:
-    cfg = loop.recipe_config("evaluate", argv, __doc__.splitlines()[0], cfg)
+    cfg = loop.recipe_config(EvaluateConfig, argv, __doc__.splitlines()[0], cfg)
     if not cfg.model.init_from:
         loop.fail("model.init_from: give the model to evaluate (a model dir, training checkpoint or .pth)")
     model = loop.validate_or_exit(lambda: load_model(cfg.model.init_from, preset=cfg.model.preset))

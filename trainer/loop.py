@@ -86,7 +86,7 @@ MakeTask = Callable[[Any, dict, Worker], Task]  # (recipe config, the recipe's d
 
 
 # ------------------------------------------------------------------------------------------------ command line
-def recipe_config(kind: str, argv: list[str] | None, description: str, cfg=None):
+def recipe_config(config_type: type, argv: list[str] | None, description: str, cfg=None):
     """Logging, then the recipe's config: `cfg` when given (tests), else `--config FILE [--set a.b=value ...]`
     validated (a bad key exits 2, naming it, before Ray starts)."""
     setup_logging()
@@ -97,7 +97,7 @@ def recipe_config(kind: str, argv: list[str] | None, description: str, cfg=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any key, e.g. --set optim.max_steps=100 (repeatable)")
     args = parser.parse_args(argv)
-    return validate_or_exit(lambda: load_config(kind, args.config, args.overrides))
+    return validate_or_exit(lambda: load_config(config_type, args.config, args.overrides))
 
 
 def setup_logging() -> None:

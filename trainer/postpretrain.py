@@ -35,7 +35,7 @@ from videomae.model import CLASSIFY, MODEL_KINDS, VideoMAEClassifier, model_kind
 
 
 def main(argv: list[str] | None = None, cfg: PostpretrainConfig | None = None):
-    cfg = loop.recipe_config("postpretrain", argv, __doc__.splitlines()[0], cfg)
+    cfg = loop.recipe_config(PostpretrainConfig, argv, __doc__.splitlines()[0], cfg)
     classes = loop.validate_or_exit(lambda: label_space(cfg))
     if cfg.model.init_from and not storage.exists(cfg.model.init_from):
         loop.fail(f"model.init_from: no checkpoint at {cfg.model.init_from}")

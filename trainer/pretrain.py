@@ -28,7 +28,7 @@ from videomae.model import VideoMAEPretrain
 
 
 def main(argv: list[str] | None = None, cfg: PretrainConfig | None = None):
-    cfg = loop.recipe_config("pretrain", argv, __doc__.splitlines()[0], cfg)
+    cfg = loop.recipe_config(PretrainConfig, argv, __doc__.splitlines()[0], cfg)
     plan, length = loop.validate_or_exit(lambda: loop.prepare(cfg))
     loop.log.info("pre-training %s: %d clips/epoch, %d steps (%d per epoch), global batch %d x %d repeats, lr %.3g",
                     cfg.model.preset, length.epoch_length, length.total_steps, length.steps_per_epoch,

@@ -20,6 +20,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from trainer.config import RECIPES, recipe_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 K8S_VERSION = "1.33"  # the oldest Kubernetes release the manifests promise to apply on
@@ -191,8 +193,7 @@ def defines_name(path: Path, name: str) -> bool:
     return False
 
 
-_CONFIG_KIND = {"ingest": "ingest", "trainer/pretrain.py": "pretrain", "trainer/postpretrain.py": "postpretrain",
-                "trainer/evaluate.py": "evaluate"}
+_CONFIG_KIND = {"ingest": "ingest", **{recipe_script(name): name for name in RECIPES}}
 
 
 def check_command(argv: list[str] | str) -> str:

@@ -241,7 +241,8 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
     samples_seen, total = position["samples_seen"], length.total_steps
     precision = Precision.resolve(cfg.scaling.precision, worker.device)
     schedule = Schedule.from_config(cfg.optim, cfg.lr_scale, total, length.steps_per_epoch)
-    sink = MetricsSink(cfg.run.run_dir, total, cfg.run.tensorboard) if worker.rank == 0 else None
+    run = cfg.run
+    sink = MetricsSink(run.run_dir, total, run.tensorboard, run.storage_options) if worker.rank == 0 else None
     window = Window(worker, StepTimer(), cfg.debug.log_data)
     tokens_per_clip = checkpointing.unwrap(model).cfg.num_patches
     model.train()
@@ -283,6 +284,8 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
             # the nano run (bench/train_input.py); the metrics are in metrics.jsonl and TensorBoard already, and
             # every checkpoint (the last step always saves) reports them with the checkpoint.
             continue
+        if sink is not None:
+            sink.flush()  # the metrics so far reach the run directory with each checkpoint
         state = checkpointing.full_state(model, optimizer)
         where = {"step": step, "samples_seen": samples_seen, "epoch": metrics["epoch"], "streams": cfg.streams}
         write = None if worker.rank else functools.partial(checkpointing.write_checkpoint, model=model, state=state,

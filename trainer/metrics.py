@@ -1,21 +1,28 @@
 """Training metrics: step timing and throughput, and where they go (rank 0 only): the console with progress and an
-ETA, TensorBoard (`<run_dir>/tensorboard`, or a local folder for remote storage), and `<run_dir>/metrics.jsonl`
-(one JSON object per logged step: what tests and notebooks read back). With `debug.log_data`, `data_log.jsonl` beside
-it records the data position (`seq`) of every clip each rank trained on, per report window.
+ETA, `<run_dir>/metrics.jsonl` (one JSON object per logged step, every attempt of the run: what tests and notebooks
+read back) and TensorBoard (`<run_dir>/tensorboard`). With `debug.log_data`, `data_log.jsonl` beside it records the
+data position (`seq`) of every clip each rank trained on, per report window.
+
+Every file lands in the run's own directory, through `videomae.storage`, whatever `run.storage_path` is. A local
+directory (or `file://`) is written in place. An object store cannot append, so for a URI run the sink writes to a
+private local buffer, started from what the run directory already holds (a resumed run goes on appending), and copies
+it to the run directory at every checkpoint and at the end (`flush`): what a crash loses is what its restart logs again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import tempfile
 import time
 from pathlib import Path
 
 from videomae import storage
 
 log = logging.getLogger("trainer")
+METRICS = "metrics.jsonl"
 DATA_LOG = "data_log.jsonl"
+TENSORBOARD = "tensorboard"
 
 
 class StepTimer:
@@ -45,20 +52,27 @@ class StepTimer:
 class MetricsSink:
     """Console + TensorBoard + metrics.jsonl; create it on rank 0 only (other ranks get None and skip logging)."""
 
-    def __init__(self, run_dir: str, total_steps: int, tensorboard: bool = True):
+    def __init__(self, run_dir: str, total_steps: int, tensorboard: bool = True, options: storage.Options = None):
         self.total_steps = total_steps
         self._t0 = time.perf_counter()
         self._first_step: int | None = None
-        local = storage.is_local(run_dir)
-        root = storage.local_path(run_dir) if local else Path(os.path.expanduser("~/videomae_runs_local"))
+        self.run_dir, self.options = run_dir, options
+        self._buffer = None if storage.is_local(run_dir) else tempfile.TemporaryDirectory(prefix="videomae-metrics-")
+        root = storage.local_path(run_dir) if self._buffer is None else Path(self._buffer.name)
         root.mkdir(parents=True, exist_ok=True)
-        self.jsonl = root / "metrics.jsonl"
+        if self._buffer is not None:  # a resumed run appends to what its earlier attempts left in the run directory
+            for name in (METRICS, DATA_LOG):
+                text = storage.read_text_or_none(storage.join(run_dir, name), options)
+                if text:
+                    (root / name).write_text(text)
+        self.root = root
+        self.jsonl = root / METRICS
         self.data_jsonl = root / DATA_LOG
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(root / "tensorboard"))
+            self.writer = SummaryWriter(log_dir=str(root / TENSORBOARD))
 
     def log(self, step: int, metrics: dict[str, float], prefix: str = "train") -> None:
         if self._first_step is None:
@@ -82,9 +96,24 @@ class MetricsSink:
         with self.data_jsonl.open("a") as fh:
             fh.write(json.dumps({"step": step, "attempt_start_step": attempt_start_step, "seqs": seqs_per_rank}) + "\n")
 
+    def flush(self) -> None:
+        """Bring the run directory up to date: a no-op for a local one (written in place); for a URI, copy the buffer
+        there (metrics.jsonl, the data log and the TensorBoard event files, each file whole)."""
+        if self.writer is not None:
+            self.writer.flush()
+        if self._buffer is None:
+            return
+        for f in sorted(self.root.rglob("*")):
+            if f.is_file():
+                storage.write_bytes(storage.join(self.run_dir, f.relative_to(self.root).as_posix()), f.read_bytes(),
+                                    self.options)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        self.flush()
+        if self._buffer is not None:
+            self._buffer.cleanup()
 
 
 def _fmt(v) -> str:
@@ -101,18 +130,16 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def read_metrics(run_dir: str, split: str = "train") -> list[dict]:
-    """Every logged row of a run (all attempts), in order."""
-    path = storage.local_path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r.get("split") == split]
+def _read_rows(run_dir: str, name: str, options: storage.Options) -> list[dict]:
+    text = storage.read_text_or_none(storage.join(run_dir, name), options) or ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def read_data_log(run_dir: str) -> list[dict]:
+def read_metrics(run_dir: str, split: str = "train", options: storage.Options = None) -> list[dict]:
+    """Every logged row of a run (all attempts), in order; `run_dir` a path or URI."""
+    return [r for r in _read_rows(run_dir, METRICS, options) if r.get("split") == split]
+
+
+def read_data_log(run_dir: str, options: storage.Options = None) -> list[dict]:
     """Every row of a run's data log (all attempts), in order: {"step", "attempt_start_step", "seqs": per rank}."""
-    path = storage.local_path(run_dir) / DATA_LOG
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _read_rows(run_dir, DATA_LOG, options)

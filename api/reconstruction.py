@@ -1,7 +1,8 @@
 """/v1/reconstruct: mask one clip as in pre-training, decode it, and draw what the model filled in.
 
 Masks come from `videomae.sample_masks` with the request's seed (same seed, same masks); the loss is the
-pre-training loss of each clip (`videomae.targets.reconstruction_loss`, reduction "none": requests share batches).
+pre-training loss of each clip, from the model itself (`model(clip, enc, dec, reduction="none")`: requests share
+batches).
 The decoder predicts normalised cubes; `videomae.targets.unnormalize_patches` recovers pixels with the *original*
 cube's per-channel mean and std, as the reference's visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`).
 
@@ -29,7 +30,7 @@ from api.errors import ApiError
 from api.preprocess import clip_at, probe_upload
 from api.schemas import ReconstructOptions, ReconstructResponse
 from videomae.masks import MIN_TOKENS, MaskingConfig, sample_masks
-from videomae.targets import patchify, reconstruction_loss, unnormalize, unnormalize_patches, unpatchify
+from videomae.targets import patchify, unnormalize, unnormalize_patches, unpatchify
 from videomae.transforms import to_uint8_frames
 
 GREY = 0.5
@@ -64,8 +65,7 @@ def reconstruct_batch(model: Model, items: list[MaskedClip]) -> list[Reconstruct
     clips = torch.stack([i.clip for i in items])  # (B, 3, T, S, S)
     enc = torch.from_numpy(np.stack([i.enc_mask for i in items]))  # (B, N)
     dec = torch.from_numpy(np.stack([i.dec_mask for i in items]))  # (B, N)
-    _, pred = model(clips, enc, dec)  # (B, N_dec, P)
-    losses = reconstruction_loss(clips, pred, enc, dec, model.cfg.tubelet_size, model.cfg.patch_size, "none")
+    losses, pred = model(clips, enc, dec, reduction="none")  # (B,), (B, N_dec, P)
     return [Reconstruction(float(loss), p.float()) for loss, p in zip(losses, pred, strict=True)]
 
 

@@ -141,9 +141,10 @@ class VideoMAEPretrain(nn.Module):
         x = torch.cat([x_vis + pos[vis_idx], mask_tokens], dim=1)  # (B, N_vis + N_dec, D)
         return self.decoder(x, dec_idx.shape[1])  # (B, N_dec, P)
 
-    def forward(self, clip: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """clip (B, 3, T, H, W); enc_mask, dec_mask (B, N) bool. Without `dec_mask`, VideoMAE V1 (= enc_mask)."""
+    def forward(self, clip: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor | None = None,
+                reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+        """clip (B, 3, T, H, W); enc_mask, dec_mask (B, N) bool. Without `dec_mask`, VideoMAE V1 (= enc_mask).
+        Returns (loss, pred (B, N_dec, P)); the loss over the batch, or with reduction "none" each clip's, (B,)."""
         dec_mask = enc_mask if dec_mask is None else dec_mask
         grid = self.encoder.grid_of(clip)
         _check_masks(enc_mask, dec_mask, grid[0] * grid[1] * grid[2])
@@ -152,7 +153,7 @@ class VideoMAEPretrain(nn.Module):
         dec_idx = mask_positions(dec_mask, "decoded tokens (dec_mask True)")  # (B, N_dec)
         pred = self.decode(self.encode_visible(clip, vis_idx), grid, vis_idx, dec_idx)  # (B, N_dec, P)
         targets = reconstruction_targets(clip, self.cfg.tubelet_size, self.cfg.patch_size)  # (B, N, P)
-        return masked_loss(pred, targets, enc_mask, dec_mask, dec_idx), pred
+        return masked_loss(pred, targets, enc_mask, dec_mask, dec_idx, reduction), pred
 
     def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, N, C) encoder tokens after the final norm, no masking."""

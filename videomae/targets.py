@@ -63,30 +63,23 @@ def reconstruction_targets(clip: torch.Tensor, tubelet: int, patch: int, normali
 
 
 def masked_loss(pred: torch.Tensor, targets: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor,
-                dec_idx: torch.Tensor | None = None) -> torch.Tensor:
-    """MSE per decoded token, averaged over the decoded tokens that were hidden from the encoder.
+                dec_idx: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """MSE per decoded token, averaged over the decoded tokens that were hidden from the encoder: over the whole batch
+    (reduction "mean", a scalar, the training loss) or over each clip's own (reduction "none", (B,): clips of
+    different requests batched together, /v1/reconstruct).
 
     pred: (B, N_dec, P) rows in token order of `dec_mask`; targets: (B, N, P); `dec_idx` (B, N_dec), the positions of
     `dec_mask` when the caller has them already (`mask_positions`)."""
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', not {reduction!r}")
     if dec_idx is None:
         dec_idx = mask_positions(dec_mask, "decoded tokens (dec_mask True)")  # (B, N_dec)
     chosen = torch.take_along_dim(targets, dec_idx[..., None], dim=1)  # (B, N_dec, P)
     per_token = (at_least_float32(pred) - chosen).pow(2).mean(dim=-1)  # (B, N_dec)
     counted = torch.gather(enc_mask, 1, dec_idx).to(per_token.dtype)  # (B, N_dec): hidden and decoded
+    if reduction == "none":
+        return (per_token * counted).sum(dim=1) / counted.sum(dim=1).clamp_min(1.0)  # (B,)
     return (per_token * counted).sum() / counted.sum().clamp_min(1.0)
-
-
-def reconstruction_loss(clip: torch.Tensor, pred: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor,
-                        tubelet: int, patch: int, reduction: str = "mean") -> torch.Tensor:
-    """The pre-training loss of decoder predictions `pred` (B, N_dec, P) for `clip` (B, 3, T, H, W): targets, then
-    `masked_loss`. reduction "mean": over the batch, as the model's forward; "none": one loss per clip, (B,)."""
-    targets = reconstruction_targets(clip, tubelet, patch)  # (B, N, P)
-    if reduction == "mean":
-        return masked_loss(pred, targets, enc_mask, dec_mask)
-    if reduction != "none":
-        raise ValueError(f"reduction must be 'mean' or 'none', not {reduction!r}")
-    return torch.stack([masked_loss(pred[b:b + 1], targets[b:b + 1], enc_mask[b:b + 1], dec_mask[b:b + 1])
-                        for b in range(pred.shape[0])])  # (B,)
 
 
 def unnormalize_patches(pred: torch.Tensor, clip: torch.Tensor, dec_mask: torch.Tensor, tubelet: int, patch: int

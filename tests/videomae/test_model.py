@@ -209,3 +209,17 @@ def test_directories_written_before_model_type_load_as_their_weights_say(tmp_pat
         del meta["model_type"]
         (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
         assert model_kind(load_model(tmp_path / "m")) == model_kind(model)
+
+
+def test_per_clip_loss_is_each_clips_own_forward():
+    """reduction "none" (the API's batches of several requests): each clip's loss is the loss of its forward alone."""
+    torch.manual_seed(0)
+    model = create_model("nano").eval()
+    x = clip_for(model.cfg, batch=3)
+    enc, dec = masks(model.cfg, 3)
+    with torch.no_grad():
+        each, pred = model(x, enc, dec, reduction="none")
+        assert each.shape == (3,) and pred.shape[0] == 3
+        for b in range(3):
+            alone, _ = model(x[b:b + 1], enc[b:b + 1], dec[b:b + 1])
+            torch.testing.assert_close(each[b], alone, rtol=1e-5, atol=1e-6)

@@ -6,20 +6,18 @@ Logs stage progress while it runs and prints a per-source summary table at the e
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
 from ingest import report
 from ingest.config import ConfigError, load_config
+from videomae.configfile import config_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ingest", description="Raw videos -> de-duplicated clip shards.")
-    ap.add_argument("--config", required=True, help="YAML file, e.g. configs/ingest/sample.yaml")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a key (dotted: root=DIR, clips.short_side=128, sources.0.stride=2)")  # fmt: skip
+    ap = config_parser("Raw videos -> de-duplicated clip shards.", "YAML file, e.g. configs/ingest/sample.yaml",
+                       "clips.short_side=128 (or root=DIR, sources.0.stride=2)", prog="python -m ingest")
     ap.add_argument("--no-ray", action="store_true", help="run every step in this process (debugging)")
     ap.add_argument("--validate", action="store_true", help="only load and validate the config")
     ap.add_argument("--json", action="store_true", help="print the manifest as JSON instead of the table")

@@ -13,7 +13,6 @@ after another.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -32,16 +31,15 @@ from trainer.extraction import ExtractConfig, Windows
 from trainer.loop import fail, setup_logging, validate_or_exit
 from videomae import features, storage
 from videomae.checkpoint import load_model
+from videomae.configfile import config_parser
 from videomae.model import model_kind
 
 log = extraction.log
 
 
 def parse(argv: list[str] | None) -> tuple[ExtractConfig, bool]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML under configs/extract/")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set model.source=runs/pretrain-tiny/model (repeatable)")
+    parser = config_parser(__doc__.splitlines()[0], "YAML under configs/extract/",
+                           "model.source=runs/pretrain-tiny/model")
     parser.add_argument("--no-ray", action="store_true", help="run in this process, one video after another")
     args = parser.parse_args(argv)
     return validate_or_exit(lambda: extraction.load_config(args.config, args.overrides)), args.no_ray

@@ -20,7 +20,6 @@ torch.compile, gradient checkpointing through the model config) live here, once,
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -45,6 +44,7 @@ from trainer.optim import Schedule, build_optimizer, set_lr, warmup_problem
 from trainer.plan import EpochPlan, ShardIndex
 from trainer.step import NonFiniteLossError, Precision, StepResult, train_step
 from videomae import storage
+from videomae.configfile import config_parser
 
 log = logging.getLogger("trainer")
 FAIL_MARKER = ".debug_failed_once"
@@ -92,11 +92,7 @@ def recipe_config(config_type: type, argv: list[str] | None, description: str, c
     setup_logging()
     if cfg is not None:
         return cfg
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", required=True, help="YAML recipe under configs/")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set optim.max_steps=100 (repeatable)")
-    args = parser.parse_args(argv)
+    args = config_parser(description, "YAML recipe under configs/", "optim.max_steps=100").parse_args(argv)
     return validate_or_exit(lambda: load_config(config_type, args.config, args.overrides))
 
 

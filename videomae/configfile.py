@@ -2,11 +2,13 @@
 service's loader.
 
 A service defines its pydantic models (unknown keys forbidden) and calls `load_typed`; errors come back as one
-`dotted.key: problem` line per problem, so a bad key is named before any work starts.
+`dotted.key: problem` line per problem, so a bad key is named before any work starts. Its command line starts from
+`config_parser` (`--config FILE`, repeatable `--set KEY=VALUE`) and adds its own flags.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,6 +27,16 @@ Location = Annotated[str, AfterValidator(storage.absolute)]
 
 class ConfigError(ValueError):
     """A config that does not validate; one `dotted.key: problem` line per error."""
+
+
+def config_parser(description: str, config_help: str, example: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """A command line taking `--config FILE` (required) and `--set KEY=VALUE` overrides (repeatable, into
+    `args.overrides`); `example` is one override for the help text."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override any key, dotted, e.g. --set {example} (repeatable)")
+    return parser
 
 
 def apply_override(data: dict, assignment: str) -> None:

@@ -34,7 +34,8 @@ import torch  # noqa: E402
 
 import videomae  # noqa: E402
 from trainer import extract  # noqa: E402
-from trainer.extraction import Windows, load_config, window_plan  # noqa: E402
+from trainer.extraction.chunks import Windows, window_plan  # noqa: E402
+from trainer.extraction.config import load_config  # noqa: E402
 from videomae.transforms import eval_clip  # noqa: E402
 
 

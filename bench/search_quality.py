@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 import videomae  # noqa: E402
 from trainer import extract  # noqa: E402
-from trainer.extraction import load_config  # noqa: E402
+from trainer.extraction.config import load_config  # noqa: E402
 from videomae import features, listing  # noqa: E402
 from videomae.search import SearchIndex  # noqa: E402
 

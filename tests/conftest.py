@@ -43,7 +43,7 @@ def feature_corpus(ray_session, tmp_path_factory):
     import videomae
     from ingest.sample_data import encode_frames, render_motion
     from trainer import extract
-    from trainer.extraction import load_config
+    from trainer.extraction.config import load_config
 
     root = tmp_path_factory.mktemp("feature_corpus")
     (root / "videos").mkdir()

@@ -23,7 +23,7 @@ def _load(rel: str):
 
         return load_config(folder, REPO / rel)
     if folder == "extract":
-        from trainer.extraction import load_config
+        from trainer.extraction.config import load_config
 
         return load_config(REPO / rel)
     if folder == "ingest":

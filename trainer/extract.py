@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -26,15 +27,17 @@ if __package__ in (None, ""):  # run as a plain file
 
 import pyarrow as pa
 
-from trainer import extraction
-from trainer.extraction import ExtractConfig, Windows
+from trainer.extraction import inputs, runners
+from trainer.extraction.chunks import Windows, describe_windows
+from trainer.extraction.collect import Collector
+from trainer.extraction.config import ExtractConfig, load_config
 from trainer.loop import fail, setup_logging, validate_or_exit
 from videomae import features, storage
 from videomae.checkpoint import load_model
 from videomae.configfile import config_parser
 from videomae.model import model_kind
 
-log = extraction.log
+log = logging.getLogger("trainer.extract")
 
 
 def parse(argv: list[str] | None) -> tuple[ExtractConfig, bool]:
@@ -42,7 +45,7 @@ def parse(argv: list[str] | None) -> tuple[ExtractConfig, bool]:
                            "model.source=runs/pretrain-tiny/model")
     parser.add_argument("--no-ray", action="store_true", help="run in this process, one video after another")
     args = parser.parse_args(argv)
-    return validate_or_exit(lambda: extraction.load_config(args.config, args.overrides)), args.no_ray
+    return validate_or_exit(lambda: load_config(args.config, args.overrides)), args.no_ray
 
 
 def settings(cfg: ExtractConfig, model) -> tuple[Windows, dict]:
@@ -59,8 +62,8 @@ def settings(cfg: ExtractConfig, model) -> tuple[Windows, dict]:
                        "fingerprint": features.weights_fingerprint(model), "feature_dim": arch.embed_dim,
                        "feature": "forward_pooled: " + pooled,
                        "config": arch.to_json_dict()},
-             "windows": extraction.describe_windows(win),
-             "input": {"path": cfg.input.path, "kind": "shards" if extraction.is_shards(cfg.input) else "videos",
+             "windows": describe_windows(win),
+             "input": {"path": cfg.input.path, "kind": "shards" if inputs.is_shards(cfg.input) else "videos",
                        "source": cfg.input.source_name}}
     digest = json.dumps([about["model"]["fingerprint"], about["windows"], about["input"]["kind"]], sort_keys=True)
     about["settings_digest"] = hashlib.sha256(digest.encode()).hexdigest()[:16]
@@ -94,27 +97,27 @@ def main(argv: list[str] | None = None, cfg: ExtractConfig | None = None, no_ray
     if previous and previous.get("settings_digest") != about["settings_digest"]:
         fail(f"output: {cfg.output} holds features of another model or other window settings (manifest "
              f"{previous.get('settings_digest')}, now {about['settings_digest']}); choose a new output")
-    videos = validate_or_exit(lambda: extraction.list_videos(cfg.input))
+    videos = validate_or_exit(lambda: inputs.list_videos(cfg.input))
     if not videos:
         fail(f"input.path: no inputs found at {cfg.input.path}")
-    done = extraction.written_video_ids(cfg.output, cfg.storage_options)
+    done = inputs.written_video_ids(cfg.output, cfg.storage_options)
     todo = [v for v in videos if v.video_id not in done]
     log.info("extract: %d inputs, %d already written, %d to do (%s windows of %d frames every %d, transform %s)",
              len(videos), len(videos) - len(todo), len(todo), "shard" if about["input"]["kind"] == "shards" else
              "sliding", win.clip_len, win.window_stride, win.transform)
-    collector = extraction.Collector(cfg, todo)
+    collector = Collector(cfg, todo)
     started = time.monotonic()
     if todo:
         if no_ray:
-            extraction.run_local(cfg, todo, win, collector)
+            runners.run_local(cfg, todo, win, collector)
         else:
-            extraction.connect(cfg.ray)
+            runners.connect(cfg.ray)
             import ray
 
-            problem = extraction.resource_problem(cfg.ray, ray.cluster_resources())
+            problem = runners.resource_problem(cfg.ray, ray.cluster_resources())
             if problem:
                 fail(f"ray: {problem}")
-            extraction.run_ray(cfg, todo, win, collector)
+            runners.run_ray(cfg, todo, win, collector)
         collector.check_complete()
     manifest = write_outputs(cfg, about, len(videos), collector.rejects, time.monotonic() - started,
                              collector.progress.timing())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -22,13 +23,14 @@ if __package__ in (None, ""):  # run as a plain file
 
 import numpy as np
 
-from trainer import extraction
+from trainer.extraction.chunks import Reject, Windows
+from trainer.extraction.embedder import Embedder, embed_file
+from trainer.extraction.inputs import Video
 from trainer.loop import fail, setup_logging
 from videomae import features
 from videomae.search import KINDS, SearchIndex
 
-log = extraction.log
-
+log = logging.getLogger("trainer.extract")
 
 def build(args: argparse.Namespace) -> dict:
     index = SearchIndex.build(args.features, args.index, kind=args.kind, threads=args.threads)
@@ -43,14 +45,14 @@ def video_query(index: SearchIndex, path: str, model: str | None, start_frame: i
     source = model or meta_model.get("source")
     if not source or not w:
         fail("--model: the index does not say which model made its features; give one")
-    embedder = extraction.Embedder(source, None, batch_size=16)
+    embedder = Embedder(source, None, batch_size=16)
     if meta_model.get("fingerprint") and features.weights_fingerprint(embedder.model) != meta_model["fingerprint"]:
         log.warning("search: %s is not the model that made the index's features; scores compare unlike features",
                     source)
-    win = extraction.Windows(w["clip_len"], w["frame_stride"], w["window_stride"], w["transform"], w["img_size"], 8)
+    win = Windows(w["clip_len"], w["frame_stride"], w["window_stride"], w["transform"], w["img_size"], 8)
     try:
-        _, feats = extraction.embed_file(extraction.Video("query", path, Path(path).name), win, embedder, start_frame)
-    except extraction.Reject as e:
+        _, feats = embed_file(Video("query", path, Path(path).name), win, embedder, start_frame)
+    except Reject as e:
         fail(f"--video: {e.reason}: {e.detail}")
     return feats.mean(0)
 

@@ -111,7 +111,8 @@ def reference_tad_clip(frames: np.ndarray | torch.Tensor, img_size: int) -> torc
 
 # Clip transforms by name (feature extraction's `windows.transform`, recorded in its manifest and the search index).
 # Each treats every frame on its own, so a video's frames can be transformed once and overlapping windows cut from
-# the result (trainer/extraction.py does; tests/trainer/test_extract.py checks it equals transforming each window).
+# the result (trainer/extraction/chunks.py does; tests/trainer/test_extract.py checks it equals transforming each
+# window).
 CLIP_TRANSFORMS = {"eval": eval_clip, "reference_tad": reference_tad_clip}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 
 import numpy as np
@@ -20,7 +21,9 @@ import torch
 import torch.nn.functional as F
 
 import videomae
-from trainer import extract, extraction
+from trainer import extract
+from trainer.extraction import chunks, config, runners
+from trainer.extraction.inputs import Video
 from videomae import features, listing, reasons, shards
 from videomae.transforms import CLIP_TRANSFORMS, eval_clip, reference_tad_clip
 from videomae.video import decode_frames, decode_jpegs, probe
@@ -108,7 +111,7 @@ def test_shard_input_is_one_window_per_stored_clip(feature_corpus, sample_shards
     window, under the shards' video and clip ids and merged label names, and its feature is the model's on the stored
     frames through the eval transform."""
     shards_dir = str(sample_shards)
-    cfg = extraction.load_config(None, [f"input.path={shards_dir}", "input.split=val", f"output={tmp_path / 'f'}",
+    cfg = config.load_config(None, [f"input.path={shards_dir}", "input.split=val", f"output={tmp_path / 'f'}",
                                         f"model.source={feature_corpus['root'] / 'model'}", "ray.actors=1"])
     manifest = extract.main(cfg=cfg)
     stored = pa.concat_tables([pq.read_table(f, columns=["video_id", "clip_id", "start_frame", "split", "frames"])
@@ -132,11 +135,11 @@ def test_shard_input_is_one_window_per_stored_clip(feature_corpus, sample_shards
 def test_resources_that_could_never_run_are_refused():
     """Actors hold their CPUs for the whole job: with none left for a decode task the job would wait forever."""
     two_cpus = {"CPU": 2.0}
-    assert extraction.resource_problem(extraction.RaySection(actors=1), two_cpus) is None
-    problem = extraction.resource_problem(extraction.RaySection(actors=2), two_cpus)
+    assert runners.resource_problem(config.RaySection(actors=1), two_cpus) is None
+    problem = runners.resource_problem(config.RaySection(actors=2), two_cpus)
     assert problem and "ray.cpus_per_actor=0.5" in problem
-    assert extraction.resource_problem(extraction.RaySection(actors=2, cpus_per_actor=0.5), two_cpus) is None
-    assert "GPUs" in extraction.resource_problem(extraction.RaySection(actors=2), {"CPU": 8.0, "GPU": 1.0})
+    assert runners.resource_problem(config.RaySection(actors=2, cpus_per_actor=0.5), two_cpus) is None
+    assert "GPUs" in runners.resource_problem(config.RaySection(actors=2), {"CPU": 8.0, "GPU": 1.0})
 
 
 # ------------------------------------------------------------------------------------- the reference's preprocessing
@@ -154,9 +157,9 @@ def _reference_windows(num_frames: int) -> list[list[int]]:
 
 
 def test_window_plan_is_the_references():
-    win = extraction.Windows(16, 1, 4, "reference_tad", 224, 8)
+    win = chunks.Windows(16, 1, 4, "reference_tad", 224, 8)
     for n in (16, 17, 30, 100):
-        assert [idx for _, idx in extraction.window_plan(n, win)] == _reference_windows(n)
+        assert [idx for _, idx in chunks.window_plan(n, win)] == _reference_windows(n)
 
 
 def test_reference_tad_transform_matches_the_reference(feature_corpus):
@@ -169,14 +172,14 @@ def test_reference_tad_transform_matches_the_reference(feature_corpus):
 def test_chunks_equal_transforming_each_window(feature_corpus, transform):
     """Frames transformed once and cut into overlapping windows = every window transformed on its own."""
     path = feature_corpus["root"] / "videos" / "v2.mp4"
-    win = extraction.Windows(16, 1, 4, transform, 64, 3)
-    video = extraction.Video("v2", str(path), "v2.mp4")
-    rows = list(extraction.video_chunks(video, win))
+    win = chunks.Windows(16, 1, 4, transform, 64, 3)
+    video = Video("v2", str(path), "v2.mp4")
+    rows = list(chunks.video_chunks(video, win))
     n = probe(path).num_frames
     expected = _reference_windows(n)
     got = []
     for row in rows:
-        p = extraction.pickle.loads(row["payload"])
+        p = pickle.loads(row["payload"])
         frames = torch.from_numpy(p["frames"])
         got += [frames[:, torch.from_numpy(ix).long()] for ix in p["local"]]
     assert len(got) == len(expected) and len(rows) == -(-len(expected) // 3)

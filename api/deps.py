@@ -45,9 +45,6 @@ def require_key(settings: SettingsDep,
         raise ApiError(401, "invalid_api_key", "the API key is not valid", headers=challenge)
 
 
-AuthDep = Annotated[None, Depends(require_key)]
-
-
 def get_host(request: Request) -> ModelHost:
     host: ModelHost | None = getattr(request.app.state, "host", None)
     if host is None or not host.ready:

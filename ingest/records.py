@@ -9,7 +9,7 @@ cross Ray as they are (pickled), never as dicts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from videomae.listing import make_clip_id, make_video_id  # noqa: F401 (the ids, shared with feature extraction)
 from videomae.reasons import reason as declared_reason
@@ -74,10 +74,3 @@ class VideoRecord:
     def kept(self) -> bool:
         return self.ok and self.duplicate_of is None
 
-    def to_row(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: dict) -> VideoRecord:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})

@@ -265,14 +265,6 @@ class EpochPlan:
             a, ubase, u = ubase + stop, ubase + n, u + 1
         return out
 
-    def epoch_of(self, seq: int) -> float:
-        """Fractional epoch of a data position (for logs and checkpoints)."""
-        e, base = 0, 0
-        while base + self.epoch_length(e) <= seq:
-            base += self.epoch_length(e)
-            e += 1
-        return e + (seq - base) / self.epoch_length(e)
-
     @property
     def mean_epoch_length(self) -> int:
         return self.epoch_length(0)

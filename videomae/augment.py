@@ -4,14 +4,14 @@ Clips here are float (3, T, H, W) in [0, 1] (before `normalize`), or uint8 (T, H
 random choice comes from an explicit `numpy.random.Generator`, so a sample's augmentation follows from its seed, not
 from which process decoded it.
 
-- `multi_scale_crop`: OpenGVLab/VideoMAEv2 `dataset/transforms.py` GroupMultiScaleCrop (scales 1, .875, .75, .66 of the
+- `multi_scale_box`: OpenGVLab/VideoMAEv2 `dataset/transforms.py` GroupMultiScaleCrop (scales 1, .875, .75, .66 of the
   short side, width and height scales at most one step apart, 13 fixed offsets), one box for all frames, resized to
   the input size (bilinear, as the reference).
 - `rand_augment`: timm's RandAugment applied with the same ops and magnitudes to every frame (the reference's
   `dataset/rand_augment.py` does the same by transforming a frame list at once).
-- `train_frames`: the whole training transform on uint8 pixels (what the data path ships; the worker normalises);
-  `train_clip` the same as a normalised float clip. The reference's fine-tuning uses a random-resized crop (scale .08-1)
-  plus random erasing; we use the multi-scale crop for both stages (one crop family, documented in docs/training.md).
+- `train_frames`: the whole training transform on uint8 pixels (what the data path ships; the worker normalises).
+  The reference's fine-tuning uses a random-resized crop (scale .08-1) plus random erasing; we use the multi-scale
+  crop for both stages (one crop family, documented in docs/training.md).
 - `spatial_crops`: 1 or 3 crops along the long side for multi-view testing (the reference's test_num_crop=3).
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from videomae.transforms import frames_to_input, normalize, resize_clip_short_side, to_tensor
+from videomae.transforms import normalize, resize_clip_short_side, to_tensor
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -59,18 +59,6 @@ def crop_resize(clip: torch.Tensor, box: tuple[int, int, int, int], size: int) -
         return x.contiguous()
     x = F.interpolate(x.transpose(0, 1), size=(size, size), mode="bilinear", align_corners=False)  # (T, 3, S, S)
     return x.transpose(0, 1).contiguous()  # (3, T, S, S)
-
-
-def multi_scale_crop(clip: torch.Tensor, size: int, rng: np.random.Generator,
-                     scales: Sequence[float] = MULTI_SCALES) -> torch.Tensor:
-    """(3, T, H, W) -> (3, T, size, size): one multi-scale box for every frame."""
-    _, _, h, w = clip.shape
-    return crop_resize(clip, multi_scale_box(h, w, size, rng, scales), size)
-
-
-def random_flip(clip: torch.Tensor, rng: np.random.Generator, p: float = 0.5) -> torch.Tensor:
-    """Horizontal flip of every frame with probability p. Wrong for direction labels (SSv2, left/right motion)."""
-    return clip.flip(-1) if rng.random() < p else clip
 
 
 def rand_augment(frames: np.ndarray, spec: str, rng: np.random.Generator) -> np.ndarray:
@@ -142,12 +130,6 @@ def crop_flip_frames(frames: np.ndarray, box: tuple[int, int, int, int], size: i
     if flip and rng.random() < 0.5:
         out[...] = out[:, :, ::-1].copy()
     return out
-
-
-def train_clip(frames: np.ndarray, size: int, rng: np.random.Generator, scales: Sequence[float] = MULTI_SCALES,
-               flip: bool = False, rand_aug: str | None = None) -> torch.Tensor:
-    """`train_frames` as model input for one clip: float (3, T, size, size), normalised."""
-    return frames_to_input(torch.from_numpy(train_frames(frames, size, rng, scales, flip, rand_aug)))
 
 
 def spatial_crops(frames: np.ndarray, size: int, num_crops: int) -> list[torch.Tensor]:

@@ -251,8 +251,8 @@ def _read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------------------------- entry point
-def load_model(source: str | Path, preset: str | None = None, *, strict: bool = True,
-               storage_options: storage.Options = None, **overrides: Any) -> Model:
+def load_model(source: str | Path, preset: str | None = None, *, storage_options: storage.Options = None,
+               **overrides: Any) -> Model:
     """Load weights from our model directory (or a directory holding one under `model/`: training checkpoints, run
     directories), a reference `.pth`, or a Hugging Face VideoMAE directory, at a local path or any URI
     `videomae.storage` reaches (`storage_options` for its filesystem); returns the pre-training model or the
@@ -263,9 +263,9 @@ def load_model(source: str | Path, preset: str | None = None, *, strict: bool = 
     if not storage.is_local(text):  # a URI: load a local copy of just the files a model directory needs
         if storage.is_file(text, storage_options):
             with storage.local_file(text, storage_options) as local:
-                return load_model(local, preset, strict=strict, **overrides)
+                return load_model(local, preset, **overrides)
         with storage.local_dir(text, _MODEL_FILES, storage_options) as local:
-            return load_model(local, preset, strict=strict, **overrides)
+            return load_model(local, preset, **overrides)
     path = storage.local_path(text)
     if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / MODEL_SUBDIR / CONFIG_FILE).exists():
         path = path / MODEL_SUBDIR
@@ -276,7 +276,7 @@ def load_model(source: str | Path, preset: str | None = None, *, strict: bool = 
         if meta.get("model_type") == "videomae" or "hidden_size" in meta:
             model_type, state = remap_hf(_read_hf_weights(path), meta)
             cfg = hf_to_config(meta, model_type, **overrides)
-            return _load_foreign(model_type, cfg, state, f"Hugging Face weights {path}", strict)
+            return _load_foreign(model_type, cfg, state, f"Hugging Face weights {path}")
         state = load_file(str(path / WEIGHTS_FILE))
         # Directories from before model_type was written: the kind their weights (our key layout) describe.
         kind = _kind(meta.pop("model_type", None) or recognise(state, "reference"))
@@ -284,19 +284,12 @@ def load_model(source: str | Path, preset: str | None = None, *, strict: bool = 
         return load_strict(model, state, source=str(path))
     model_type, state = remap_reference(unwrap(read_torch_file(path)))
     cfg = infer_config(state, model_type, preset, **overrides)
-    return _load_foreign(model_type, cfg, state, f"reference checkpoint {path}", strict)
+    return _load_foreign(model_type, cfg, state, f"reference checkpoint {path}")
 
 
-def _load_foreign(model_type: str, cfg: VideoMAEConfig, state: dict[str, torch.Tensor], source: str, strict: bool
-                  ) -> Model:
+def _load_foreign(model_type: str, cfg: VideoMAEConfig, state: dict[str, torch.Tensor], source: str) -> Model:
     kind = MODEL_KINDS[model_type]
-    model = kind.build(cfg)
-    if kind.may_lack:
-        return load_strict(model, state, allow_missing=kind.may_lack, source=source)
-    if not strict:
-        own = model.state_dict()
-        return load_strict(model, state, allow_missing=tuple(own), allow_unexpected=tuple(state), source=source)
-    return load_strict(model, state, source=source)
+    return load_strict(kind.build(cfg), state, allow_missing=kind.may_lack, source=source)
 
 
 def init_classifier_from_pretrain(clf: VideoMAEClassifier, source: str | Path | Model) -> VideoMAEClassifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,9 @@ def test_probe_gives_exact_reasons(sample_root, planted, listed):
 def test_probe_too_short_depends_on_clip_span(sample_root, listed):
     cfg, recs = listed
     rec = by_rel(sample_root, recs)["motion_a/move_left_000.mp4"]
-    assert probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), cfg).ok
+    assert probe_record(replace(rec, reason=None), cfg).ok
     long = cfg.model_copy(update={"clips": cfg.clips.model_copy(update={"num_frames": 40})})
-    out = probe_record(records.VideoRecord(**{**rec.to_row(), "reason": None}), long)
+    out = probe_record(replace(rec, reason=None), long)
     assert out.reason == reasons.TOO_SHORT and out.detail == "36 frames decode; one clip needs 79"
     assert clip_span(8, 2) == 15
 
@@ -85,7 +86,7 @@ def test_truncated_stream_keeps_what_decodes_and_fingerprint_is_deterministic(sa
     whole = probe_record(r["unlabeled_lavfi/testsrc2.mp4"], cfg)
     assert not whole.frames_counted and whole.num_frames == whole.header_num_frames == 100
     a = fingerprint_record(probe_record(r["unlabeled_lavfi/life.mkv"], cfg), cfg)
-    b = fingerprint_record(probe_record(records.VideoRecord.from_row({**a.to_row(), "signature": b""}), cfg), cfg)
+    b = fingerprint_record(probe_record(replace(a, signature=b""), cfg), cfg)
     assert a.ok and a.signature == b.signature and len(a.sha256) == 64
     sig = signature.from_bytes(a.signature)
     assert sig.shape == (8, signature.L, signature.D)  # 4 s at one sample per 0.5 s

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from videomae.augment import MULTI_SCALES, crop_resize, crop_resize_frames, multi_scale_box, train_clip, train_frames
+from videomae.augment import MULTI_SCALES, crop_resize, crop_resize_frames, multi_scale_box, train_frames
 from videomae.masks import MaskingConfig, sample_masks
 from videomae.transforms import frames_to_input, normalize, to_tensor
 
@@ -50,13 +50,6 @@ def test_uint8_transform_keeps_draws_and_pixels(h: int, w: int, size: int, flip:
         for a, b in zip(sample_masks(MASKS, (2, size // 16, size // 16), 1, old_rng),
                         sample_masks(MASKS, (2, size // 16, size // 16), 1, new_rng), strict=True):
             assert np.array_equal(a, b)
-
-
-def test_train_clip_is_train_frames_as_input():
-    frames = natural_frames(3, 40, 60, seed=1)
-    a = train_clip(frames, 32, np.random.default_rng(5), flip=True)
-    b = frames_to_input(torch.from_numpy(train_frames(frames, 32, np.random.default_rng(5), flip=True)))
-    assert torch.equal(a, b)
 
 
 def test_frames_to_input_is_normalize_of_to_tensor():

@@ -105,12 +105,3 @@ def decode_box(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, i
         return None
     return buf[:, :, :cw.value], x0.value
 
-
-def decode_box_exact(frames: Sequence[bytes], size: tuple[int, int], box: tuple[int, int, int, int]
-                     ) -> np.ndarray | None:
-    """`decode_box` cut to the box itself: uint8 (T, box height, box width, 3), a view; or None."""
-    got = decode_box(frames, size, box)
-    if got is None:
-        return None
-    pixels, x0 = got
-    return pixels[:, :, box[1] - x0:box[1] - x0 + box[3]]

@@ -20,7 +20,7 @@ lint:
 
 bench:
 	$(PY) bench/model_step.py
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest_pipeline.py
 	$(PY) bench/realistic_videos.py data/bench-videos --layouts 256:75 320:90
 	$(PY) bench/loader.py --inputs data/bench-videos --json data/bench-videos/loader.json
 	test -d data/sample/shards || ($(PY) -m ingest.sample_data data/sample --small && $(PY) -m ingest --config configs/ingest/sample.yaml)

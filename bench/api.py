@@ -32,11 +32,9 @@ from pathlib import Path
 import httpx
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
-
-import videomae  # noqa: E402
-from videomae.transforms import eval_clip  # noqa: E402
-from videomae.video import clip_indices, decode_frames, probe  # noqa: E402
+import videomae
+from videomae.transforms import eval_clip
+from videomae.video import clip_indices, decode_frames, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 

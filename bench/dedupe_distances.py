@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
-
-from ingest import dedupe, signature  # noqa: E402
-from ingest.config import IngestConfig, load_config  # noqa: E402
-from ingest.sample_data import generate, sources_config  # noqa: E402
-from ingest.steps.fingerprint import fingerprint_record  # noqa: E402
-from ingest.steps.listing import list_inputs  # noqa: E402
-from ingest.steps.probe import probe_record  # noqa: E402
+from ingest import dedupe, signature
+from ingest.config import IngestConfig, load_config
+from ingest.sample_data import generate, sources_config
+from ingest.steps.fingerprint import fingerprint_record
+from ingest.steps.listing import list_inputs
+from ingest.steps.probe import probe_record
 
 REPO = Path(__file__).resolve().parents[1]
 

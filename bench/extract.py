@@ -22,21 +22,18 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import videomae  # noqa: E402
-from trainer import extract  # noqa: E402
-from trainer.extraction.chunks import Windows, window_plan  # noqa: E402
-from trainer.extraction.config import load_config  # noqa: E402
-from videomae.transforms import eval_clip  # noqa: E402
+import videomae
+from trainer import extract
+from trainer.extraction.chunks import Windows, window_plan
+from trainer.extraction.config import load_config
+from videomae.transforms import eval_clip
 
 
 def make_videos(out: Path, n: int, seconds: float, size: int) -> Path:

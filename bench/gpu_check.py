@@ -37,7 +37,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a plain file from the repository root
+# Run on a GPU machine from a bare checkout, with no install (the module docstring): the tree's root makes `videomae`
+# importable there, as `ray job submit` entry points do for their shipped tree.
+sys.path.insert(0, str(ROOT))
 
 from videomae import MaskingConfig, VideoMAEConfig, VideoMAEPretrain, sample_masks  # noqa: E402
 from videomae.flops import masked_pretrain_flops  # noqa: E402

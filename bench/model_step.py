@@ -31,24 +31,19 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import reference_step
+import step_memory
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain file from the repository root
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import reference_step  # noqa: E402
-import step_memory  # noqa: E402
-
-from videomae import MaskingConfig, VideoMAEConfig, VideoMAEPretrain, create_model, sample_masks  # noqa: E402
-from videomae.flops import masked_pretrain_flops  # noqa: E402
-from videomae.layers import Attention  # noqa: E402
+from videomae import MaskingConfig, VideoMAEConfig, VideoMAEPretrain, create_model, sample_masks
+from videomae.flops import masked_pretrain_flops
+from videomae.layers import Attention
 
 DUAL = MaskingConfig(decoder="running_cell", decoder_ratio=0.5)
 V1 = MaskingConfig(decoder="none")

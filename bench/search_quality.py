@@ -20,20 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import videomae  # noqa: E402
-from trainer import extract  # noqa: E402
-from trainer.extraction.config import load_config  # noqa: E402
-from videomae import features, listing  # noqa: E402
-from videomae.search import SearchIndex  # noqa: E402
+import videomae
+from trainer import extract
+from trainer.extraction.config import load_config
+from videomae import features, listing
+from videomae.search import SearchIndex
 
 SOURCE = "bench"
 

@@ -19,11 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from videomae.search import make_faiss_index, normalized  # noqa: E402
+from videomae.search import make_faiss_index, normalized
 
 K = 10
 

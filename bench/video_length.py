@@ -23,11 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
-
 from tables import table  # bench/tables.py (bench/ is on the path when a script runs)
 
-from videomae import video  # noqa: E402
+from videomae import video
 
 
 def make(path: Path, size: str, seconds: float, gop: int) -> None:

@@ -27,13 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+import demo_report
+import stages
 from pydantic import Field
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo_report and stages, next to this file
-
-import demo_report  # noqa: E402
-import stages  # noqa: E402
-from stages import ROOT, Stage, StageConfig, set_args  # noqa: E402
+from stages import ROOT, Stage, StageConfig, set_args
 
 log = logging.getLogger("demo")
 

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the orchestrators run as plain files and import the services' packages
-    sys.path.insert(1, str(ROOT))
 log = logging.getLogger("stages")
 M = TypeVar("M", bound=BaseModel)
 

@@ -31,7 +31,10 @@ def _load(rel: str):
 
         return load_config(REPO / rel)
     if folder in SCRIPT_LOADERS:
-        # scripts/<name>.py are plain scripts, not a package: load them by path, as `python scripts/...` does.
+        # scripts/<name>.py are plain scripts, not a package: load them by path, with their folder on sys.path for
+        # their sibling modules, as `python scripts/...` does.
+        if str(REPO / "scripts") not in sys.path:
+            sys.path.insert(0, str(REPO / "scripts"))
         name = SCRIPT_LOADERS[folder]
         spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "scripts" / f"{name}.py")
         script = importlib.util.module_from_spec(spec)

@@ -18,7 +18,10 @@ import logging
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a plain file
+# `ray job submit --working-dir . -- python trainer/search.py` runs this file in the job's copy of the tree,
+# where the project is not installed (or an image's older wheel is): the tree's root goes first, so the code shipped
+# is the code that runs.
+if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np

@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the orchestrators' stage runner
+# The stage runner lives in scripts/, which no install ships: the `jobs` container (and any machine that submits the
+# pipeline's `ray job submit` stages) runs this file from the tree, so the runner is imported from its folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 from stages import ROOT, Runner, Stage, set_args  # noqa: E402
 

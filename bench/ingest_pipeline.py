@@ -1,6 +1,6 @@
 """Ingest benchmark: pipeline throughput against the ffmpeg decode floor, and dedupe scaling.
 
-    python bench/ingest.py [--videos-dir DIR] [--sizes 10000 100000 1000000] [--json out.json]
+    python bench/ingest_pipeline.py [--videos-dir DIR] [--sizes 10000 100000 1000000] [--json out.json]
 
 1. Throughput: generates the default sample set (a few hundred videos; `python -m ingest.sample_data`), runs the
    whole Ray pipeline on it (probe, fingerprint, dedupe, clips, write), and times `ffmpeg -f null` decoding the
@@ -25,14 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain file from the repo root
-
 from tables import table  # bench/tables.py (bench/ is on the path when a script runs)
 
-from ingest import dedupe, signature  # noqa: E402
-from ingest.config import Dedupe, IngestConfig, load_config  # noqa: E402
-from ingest.sample_data import generate, sources_config  # noqa: E402
+from ingest import dedupe, signature
+from ingest.config import Dedupe, IngestConfig, load_config
+from ingest.sample_data import generate, sources_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,18 +43,12 @@ import torch.nn.functional as F
 
 from videomae import MaskingConfig, VideoMAEConfig, VideoMAEPretrain, create_model, sample_masks
 from videomae.flops import masked_pretrain_flops
-from videomae.layers import Attention
+from videomae.layers import set_attention
 
 DUAL = MaskingConfig(decoder="running_cell", decoder_ratio=0.5)
 V1 = MaskingConfig(decoder="none")
 SETTINGS = ("reference", "eager", "compiled")
 VARIANTS = ("eager-explicit", "compiled-sdpa")  # the other attention kernel, for the attention lever
-
-
-def set_attention(model: torch.nn.Module, fused: bool) -> None:
-    for m in model.modules():
-        if isinstance(m, Attention):
-            m.fused = fused
 
 
 class Clock:

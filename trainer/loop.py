@@ -45,6 +45,7 @@ from trainer.plan import EpochPlan, ShardIndex
 from trainer.step import NonFiniteLossError, Precision, StepResult, train_step
 from videomae import storage
 from videomae.configfile import config_parser
+from videomae.layers import set_attention
 
 log = logging.getLogger("trainer")
 FAIL_MARKER = ".debug_failed_once"
@@ -319,15 +320,6 @@ def _setup(model: torch.nn.Module, cfg, worker: Worker):
         if ckpt_dir is not None:
             checkpointing.restore_optimizer(ckpt_dir, model, optimizer, scaler, worker.rank, worker.world)
     return model, optimizer, scaler, position
-
-
-def set_attention(model: torch.nn.Module, fused: bool) -> None:
-    """SDPA (fused) or explicit softmax attention in every attention layer."""
-    from videomae.layers import Attention
-
-    for m in model.modules():
-        if isinstance(m, Attention):
-            m.fused = fused
 
 
 class Window:

@@ -99,6 +99,13 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, c))  # (B, N, C)
 
 
+def set_attention(model: nn.Module, fused: bool) -> None:
+    """SDPA (`fused`) or the reference's explicit softmax attention in every attention layer of `model`."""
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.fused = fused
+
+
 class Block(nn.Module):
     """Pre-norm transformer block with DropPath and optional layer scale (gamma_1, gamma_2)."""
 

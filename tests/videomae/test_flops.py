@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from videomae import MaskingConfig, VideoMAEConfig, create_model, sample_masks
 from videomae.flops import encoder_flops, masked_pretrain_flops
-from videomae.layers import Attention
+from videomae.layers import set_attention
 
 
 @pytest.mark.parametrize("decoder,paper", [("none", 35.48e9), ("running_cell", 25.87e9)])
@@ -24,9 +24,7 @@ def test_multiply_adds_equal_traced_count(decoder):
     # FlopCounterMode counts 2 FLOPs per multiply-add for conv/mm/bmm and nothing else: it must see exactly our
     # multiply-adds (count_norms=False) on the model with the reference's explicit attention.
     model = create_model("nano").eval()
-    for m in model.modules():
-        if isinstance(m, Attention):
-            m.fused = False
+    set_attention(model, fused=False)
     cfg = model.cfg
     masking = MaskingConfig(decoder=decoder)
     enc, dec = sample_masks(masking, cfg.grid, 1, 0)

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from videomae import load_model
-from videomae.layers import Attention
+from videomae.layers import set_attention
 from videomae.masks import tube_mask
 from videomae.model import VideoMAEClassifier, VideoMAEPretrain
 
@@ -44,9 +44,7 @@ def convert(hf_model, tmp_path, dtype, fused):
     randomize(hf_model, 0)
     hf_model.save_pretrained(tmp_path)
     ours = load_model(tmp_path).to(dtype).eval()
-    for m in ours.modules():
-        if isinstance(m, Attention):
-            m.fused = fused
+    set_attention(ours, fused)
     return hf_model.to(dtype).eval(), ours
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Reason:
-    """What a reason means, and how the API refuses an upload for it (`status` None: the API never does)."""
+    """What a reason means, and how the API refuses an upload for it: its HTTP status (None: the API never does), its
+    error tag (empty: the reason's own name) and its message, a template around the detail."""
 
     meaning: str
-    tag: str = ""  # the API's error tag; empty: the reason's own name
     status: int | None = None
-    template: str = "{detail}"  # the API's message around the detail
+    tag: str = ""
+    template: str = "{detail}"
 
     def message(self, detail: str) -> str:
         return self.template.format(detail=detail)
@@ -39,16 +40,16 @@ NO_FRAMES = "no_frames"
 # In the order the steps of ingest can produce them (its report's columns follow it).
 REASONS: dict[str, Reason] = {
     MISSING: Reason("listed (in a manifest) but not found"),
-    EMPTY: Reason("zero bytes, or a video stream without frames", "empty_video", 422, "empty video: {detail}"),
+    EMPTY: Reason("zero bytes, or a video stream without frames", 422, "empty_video", "empty video: {detail}"),
     MISSING_LABEL: Reason("a labeled source's row without a label"),
-    UNREADABLE: Reason("cannot be opened: corrupt, truncated header, not a media file, a refused container",
-                       "unreadable_video", 422, "unreadable video: {detail}"),
-    NO_VIDEO_STREAM: Reason("media without video (audio only, subtitles, cover art)", "no_video_stream", 422,
-                            "no video stream (audio only?): {detail}"),
-    TOO_SHORT: Reason("fewer frames decode than one clip spans (the detail says how many decode)", "video_too_short",
-                      422),
-    DECODE_ERROR: Reason("opens, but no frame decodes (a cut file keeps, and is measured by, what decodes)",
-                         "decode_error", 422, "decode error (truncated or corrupt?): {detail}"),
+    UNREADABLE: Reason("cannot be opened: corrupt, truncated header, not a media file, a refused container", 422,
+                       "unreadable_video", "unreadable video: {detail}"),
+    NO_VIDEO_STREAM: Reason("media without video (audio only, subtitles, cover art)", 422,
+                            template="no video stream (audio only?): {detail}"),
+    TOO_SHORT: Reason("fewer frames decode than one clip spans (the detail says how many decode)", 422,
+                      "video_too_short"),
+    DECODE_ERROR: Reason("opens, but no frame decodes (a cut file keeps, and is measured by, what decodes)", 422,
+                         template="decode error (truncated or corrupt?): {detail}"),
     NO_FRAMES: Reason("no frames where they were asked for (a shard part without the video's clips, a start frame "
                       "past the end)"),
 }

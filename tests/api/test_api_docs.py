@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from api import preprocess
 from api.main import create_app
 from api.settings import Settings
+from videomae import reasons
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs/api.md").read_text()
@@ -83,14 +83,15 @@ def test_answer_keys_are_documented(openapi):
 
 
 def raised_tags() -> dict[str, int]:
-    """Every error tag the service answers with, and its status: ApiErrors in the code, the library's video errors
-    as preprocess maps them, and the handlers' own (unknown path/method, validation, unexpected)."""
+    """Every error tag the service answers with, and its status: ApiErrors in the code, the library's reject reasons
+    as their declaration maps them, and the handlers' own (unknown path/method, validation, unexpected)."""
     tags: dict[str, int] = {}
     for f in sorted((REPO / "api").rglob("*.py")):
         for status, tag in re.findall(r'ApiError\(\s*(\d{3}),\s*"([a-z_]+)"', f.read_text()):
             tags[tag] = int(status)
-    for tag in preprocess.REASON_TAGS.values():
-        tags[tag] = 422
+    for name, reason in reasons.REASONS.items():  # the library's reject reasons the API refuses uploads for
+        if reason.status:
+            tags[reasons.api_tag(name)] = reason.status
     tags.update(not_found=404, method_not_allowed=405, invalid_request=422, internal=500)
     return tags
 

@@ -1,11 +1,11 @@
 """Upload -> checked video facts -> model-ready clips, through the library's one preprocessing path.
 
 Recognising, probing and decoding are `videomae.video` (`sniff_file`, then `probe` and a `FrameReader`, which read
-only the local file and keep paths out of their messages); frame sampling is `videomae.transforms.sliding_windows`
-and `videomae.video.clip_indices`; pixels go through `videomae.transforms.eval_clip` (short side -> img_size, center
-crop, ImageNet normalisation), the transform the trainer's evaluation uses, so a served feature is the feature the
-library computes for the same frames. Nothing here re-implements a transform; this module only adds the service's
-limits and turns library errors into 4xx.
+only the local file and keep paths out of their messages); windows are `videomae.video.windows` (whole windows
+within the frames that decode, as feature extraction's) and `videomae.video.clip_indices`; pixels go through
+`videomae.transforms.eval_clip` (short side -> img_size, center crop, ImageNet normalisation), the transform the
+trainer's evaluation uses, so a served feature is the feature the library computes for the same frames. Nothing
+here re-implements a transform; this module only adds the service's limits and turns library errors into 4xx.
 
 The container's frame count is a claim: windows are planned from it (the fast path), and a read that finds frames
 missing makes the `FrameReader` count what decodes once, after which only windows within the real frames are served.
@@ -25,8 +25,9 @@ import torch
 from api.errors import ApiError
 from api.settings import Settings
 from videomae import reasons
-from videomae.transforms import eval_clip, sliding_windows
-from videomae.video import FrameReader, Length, VideoError, VideoInfo, clip_indices, probe, sniff_file, verify_length
+from videomae.transforms import eval_clip
+from videomae.video import FrameReader, VideoError, VideoInfo, clip_indices, probe, sniff_file, verify_length
+from videomae.video.windows import clip_span, fitting_windows, no_window
 
 
 def refusal(reason: str, detail: str, message: str | None = None) -> ApiError:
@@ -56,7 +57,7 @@ def probe_upload(path: Path, settings: Settings) -> tuple[VideoInfo, FrameReader
     if info.width <= 0 or info.height <= 0:
         raise ApiError(422, "bad_video", "the video stream has no frame size")
     check_size(info.width, info.height, settings)
-    reader = open_frames(path, info)
+    reader = FrameReader.from_claim(path, info)
     if info.duration_s > settings.max_duration_s or info.num_frames > settings.max_frames:
         try:
             reader.length = verify_length(path, info, limit=settings.max_frames)
@@ -80,30 +81,10 @@ def check_size(width: int, height: int, settings: Settings) -> None:
                        f"{settings.max_pixels} pixels)")
 
 
-def clip_span(clip_len: int, frame_stride: int) -> int:
-    return (clip_len - 1) * frame_stride + 1
-
-
-def fitting_windows(num_frames: int, clip_len: int, frame_stride: int, window_stride: int) -> list[int]:
-    """Window starts whose whole clip lies within `num_frames` (sliding_windows' starts, none padded)."""
-    span = clip_span(clip_len, frame_stride)
-    return [s for s in sliding_windows(num_frames, clip_len, frame_stride, window_stride) if s + span <= num_frames]
-
-
-def open_frames(path: Path, info: VideoInfo) -> FrameReader:
-    """The upload's frames, trusting the container's count until a read proves it wrong."""
-    return FrameReader(path, Length.claimed(info), rotation=info.rotation)
-
-
 def too_short(reader: FrameReader, clip_len: int, frame_stride: int) -> ApiError:
-    """The 422 for an upload without one full clip (or, when nothing decodes, decode_error)."""
-    n = reader.num_frames
-    if n == 0:
-        return refusal(reasons.DECODE_ERROR, "no frame of the video decodes")
-    claim = reader.claimed.num_frames
-    counted = f" (the container claims {claim})" if reader.length.counted and claim != n else ""
-    return refusal(reasons.TOO_SHORT, f"{n} frames decode{counted}; one clip of {clip_len} frames {frame_stride} apart "
-                                      f"needs {clip_span(clip_len, frame_stride)}")
+    """The 422 for an upload without one full clip (or, when nothing decodes, decode_error), as feature extraction
+    rejects such a video (`videomae.video.windows.no_window`)."""
+    return refusal(*no_window(reader, clip_len, frame_stride))
 
 
 def plan_windows(reader: FrameReader, info: VideoInfo, clip_len: int, frame_stride: int, window_stride: int,

@@ -18,9 +18,10 @@ import torch
 from api.embedding import embed_video
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
-from api.preprocess import clip_at, clip_span, fitting_windows, probe_upload
+from api.preprocess import clip_at, probe_upload
 from api.schemas import EmbedOptions, SearchHit, SearchOptions, SearchQueryInfo, SearchResponse
 from videomae.search import Hit, SearchIndex
+from videomae.video.windows import clip_span, fitting_windows
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,13 @@
   its frames are shown (`upright`, from the display matrix);
 - `probing`: `probe(path_or_bytes)` -> `VideoInfo`, what the container claims (PyAV, ffprobe as the fallback);
 - `decoding`: `decode_frames(path, indices)` -> uint8 (T, H, W, 3) upright (decord, PyAV as the fallback),
-  `decode_frames_at_times`, and `scan` / `count_frames`, the frames that actually decode;
+  `decode_frames_at_times`, and `scan` / `count_frames`, the frames that actually decode. The low-level decode:
+  outside this package a user's video is read through `length` (tests/test_seams.py checks it), never by indices
+  taken from a container's claim;
 - `length`: what is really there: `verify_length` (the claim if its last frame decodes, else a count) -> `Length`,
   and `FrameReader`, which reads by index and re-counts once instead of failing when a claim was wrong;
+- `windows`: whole clip windows within the frames that decode (`fitting_windows`, `clip_span`) and why a video holds
+  none (`no_window`: the reject reason and the frames that decode), for the API and feature extraction alike;
 - `frames`: frame-index helpers (`clip_indices`, the one definition) and the frame transforms the clip shards store
   (`resize_frames_short_side`, `encode_jpeg`, `decode_jpeg(s)`).
 

@@ -98,6 +98,11 @@ class FrameReader:
         self.rotation = rotation
         self._decord: bool | None = None  # decided on the first read
 
+    @classmethod
+    def from_claim(cls, path: str | os.PathLike, info: VideoInfo) -> FrameReader:
+        """A reader of a probed video, trusting the container's count until a read proves it wrong."""
+        return cls(path, Length.claimed(info), rotation=info.rotation)
+
     @property
     def num_frames(self) -> int:
         return self.length.num_frames

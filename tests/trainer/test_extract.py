@@ -23,6 +23,8 @@ import torch.nn.functional as F
 import videomae
 from trainer import extract
 from trainer.extraction import chunks, config, runners
+from trainer.extraction.collect import Collector
+from trainer.extraction.embedder import Embedder
 from trainer.extraction.inputs import Video
 from videomae import features, listing, reasons, shards
 from videomae.transforms import CLIP_TRANSFORMS, eval_clip, reference_tad_clip
@@ -188,3 +190,45 @@ def test_chunks_equal_transforming_each_window(feature_corpus, transform):
         assert torch.equal(clip, want)
     if transform == "reference_tad":
         assert torch.equal(got[0], _reference_tad_transform(decode_frames(path, expected[0]), 64))
+
+
+# ------------------------------------------------------------------------------------- reading as the API reads
+def test_a_lying_header_gives_the_windows_that_decode_in_any_arrival_order(feature_corpus, video_zoo, tmp_path):
+    """An AVI claiming 444 frames holds 20: the windows are planned from the claim until a read finds frames
+    missing, then kept within the 20 (tests/api/test_api_zoo.py compares them with /v1/embed). Each chunk row says
+    how many chunks were planned when the next one was made, the last one exactly; the collector completes the video
+    whatever order the rows come back in."""
+    win = chunks.Windows(8, 1, 4, "eval", 64, 2)
+    video = Video(listing.make_video_id("zoo", "avi"), str(video_zoo.path("header_claims_444.avi")), "avi")
+    rows = list(chunks.video_chunks(video, win))
+    assert [r["chunk"] for r in rows] == [0, 1] and rows[0]["num_chunks"] > rows[1]["num_chunks"] == 2
+    embedder = Embedder(str(feature_corpus["root"] / "model"), None, batch_size=4)
+    cfg = feature_corpus["cfg"].model_copy(update={"output": str(tmp_path / "f")})
+    collector = Collector(cfg, [video])
+    for row in reversed(embedder.rows(rows)):
+        collector.add(row)
+    collector.check_complete()
+    table = features.read_features(str(tmp_path / "f"))
+    assert table["start_frame"].to_pylist() == [0, 4, 8, 12] and table["end_frame"].to_pylist()[-1] == 19
+    assert collector.rejects == []
+
+
+def test_a_window_from_a_start_frame_ends_within_the_frames(feature_corpus):
+    """The search CLI's `--start-frame`: the one window from there, whole; past the last whole window, refused
+    saying where the last one starts."""
+    path = feature_corpus["root"] / "videos" / "v1.mp4"  # 30 frames
+    win = chunks.Windows(8, 1, 4, "eval", 64, 8)
+    video = Video("v1", str(path), "v1.mp4")
+    (row,) = chunks.video_chunks(video, win, start=22)
+    assert pickle.loads(row["payload"])["starts"] == [22] and not row["reason"]
+    (row,) = chunks.video_chunks(video, win, start=23)
+    assert row["reason"] == reasons.NO_FRAMES and "start at most 22" in row["detail"]
+
+
+def test_a_video_without_a_whole_window_is_refused_as_the_api_refuses_it(feature_corpus):
+    """Windows longer than the video: no window padded with a repeated last frame; too_short, with the frames that
+    decode, in the words of the API's 422."""
+    path = feature_corpus["root"] / "videos" / "v1.mp4"  # 30 frames
+    (row,) = chunks.video_chunks(Video("v1", str(path), "v1.mp4"), chunks.Windows(16, 2, 4, "eval", 64, 8))
+    assert row["reason"] == reasons.TOO_SHORT
+    assert row["detail"] == "30 frames decode; one clip of 16 frames 2 apart needs 31"

@@ -16,7 +16,9 @@ payload (numpy arrays), so no column type conversion stands between the decoder 
 - `collect`: the driver's job, `Collector` (chunks -> feature parts, rejects, progress);
 - `runners`: `run_ray` (Ray Data) and `run_local` (one process), `connect`, `resource_problem`.
 
-Per window the numbers are /v1/embed's: the same start frames (`videomae.transforms.sliding_windows`), frame indices
-(`videomae.video.clip_indices`, clamped to the last frame), decoder (`videomae.video.decode_frames`), transform
-(`videomae.transforms.CLIP_TRANSFORMS`, `eval` being the API's) and feature (`forward_pooled`).
+Per window the numbers are /v1/embed's: the same reader (`videomae.video.FrameReader`: the container's frame count
+until a read proves it wrong, then the frames that decode), the same whole windows within those frames
+(`videomae.video.windows`), frame indices (`videomae.video.clip_indices`), transform
+(`videomae.transforms.CLIP_TRANSFORMS`, `eval` being the API's) and feature (`forward_pooled`); a video without one
+whole window is rejected as the API refuses it (`too_short`, saying how many frames decode).
 """

@@ -85,17 +85,21 @@ class Collector:
             return  # chunks still in flight for a video rejected mid-way
         if row["reason"]:
             self.chunks.pop(vid, None)
+            self.expected.pop(vid, None)
             self._finish(vid, Reject(row["reason"], row["detail"]))
             return
         chunk = pickle.loads(row["payload"])
         self.progress.arrived(len(chunk["starts"]))
         self.chunks.setdefault(vid, {})[int(row["chunk"])] = chunk
-        self.expected[vid] = int(row["num_chunks"])
-        if len(self.chunks[vid]) == self.expected[vid]:
+        # Rows may arrive in any order; each says how many chunks the video had at most when it was made, the last
+        # one exactly (trainer/extraction/chunks.py): the least seen is the count once all of those are in.
+        self.expected[vid] = min(self.expected.get(vid, int(row["num_chunks"])), int(row["num_chunks"]))
+        if all(i in self.chunks[vid] for i in range(self.expected[vid])):
             got = self.chunks.pop(vid)
-            ps = [got[i] for i in range(len(got))]
+            ps = [got[i] for i in range(self.expected.pop(vid))]
             merged = {k: [x for p in ps for x in p[k]] for k in ("starts", "ends", "clip_ids")}
-            self._finish(vid, {**merged, "fps": ps[0]["fps"], "features": np.concatenate([p["features"] for p in ps])})
+            # The last chunk's rate: the frames counted, where a read proved the container's claim wrong.
+            self._finish(vid, {**merged, "fps": ps[-1]["fps"], "features": np.concatenate([p["features"] for p in ps])})
 
     def _finish(self, vid: str, result: dict | Reject) -> None:
         self.finished[vid] = result

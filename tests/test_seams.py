@@ -103,6 +103,28 @@ def test_an_undeclared_reason_is_refused():
     assert rec.reject(reasons.TOO_SHORT, "3 frames decode").reason == reasons.TOO_SHORT
 
 
+def test_videos_are_read_only_through_the_real_world_reader():
+    """Outside videomae/video/, a video is read through `FrameReader` / `verify_length` (the claim until a read
+    proves it wrong, then the frames that decode), never by decoding indices taken from the container's claim:
+    nothing else names the low-level decoders or their module."""
+    low_level = {"decode_frames", "decode_frames_at_times", "decoding"}
+    found = []
+    for folder in CODE:
+        for p in sorted((REPO / folder).rglob("*.py")):
+            rel = p.relative_to(REPO).as_posix()
+            if rel.startswith("videomae/video/"):
+                continue
+            for n in ast.walk(ast.parse(p.read_text())):
+                if isinstance(n, ast.ImportFrom):
+                    names = {a.name for a in n.names} | {(n.module or "").rsplit(".", 1)[-1]}
+                elif isinstance(n, ast.Import):
+                    names = {a.name.rsplit(".", 1)[-1] for a in n.names}
+                else:
+                    names = {getattr(n, "attr", None), getattr(n, "id", None)}
+                found += [f"{rel}:{n.lineno}: {h}" for h in sorted(names & low_level)]
+    assert found == []
+
+
 def test_only_the_storage_module_imports_fsspec():
     users = sorted(str(p.relative_to(REPO)) for folder in CODE for p in (REPO / folder).rglob("*.py")
                    if any(m == "fsspec" or m.startswith("fsspec.") for m in imports(p)))

@@ -11,6 +11,10 @@ nano model (clips of 8 frames, frame_stride 1 for /v1/embed):
   count, an independent reference), always below what the header claims;
 - rejected with a reason (ingest: rejects.parquet reason and a detail fragment; API: the status and error tag).
 
+Feature extraction and the search CLI's video query (tests/api/test_api_zoo.py) read as the API does: a kept file
+gives /v1/embed's windows and features; a rejected one is refused for its ingest reason, with the words of the API's
+refusal when the API's limits let the file through to reading.
+
 Every file has its own content (a distinct generator or colouring), so none is a near-duplicate of another.
 """
 

@@ -163,6 +163,8 @@ def test_extraction_rows_are_embeds_windows_on_the_zoo(video_zoo, zoo_features, 
     assert not problems, "\n".join(map(str, problems))
     kept = {n for n, c in video_zoo.cases.items() if c.frames is not None}
     assert {n for n, t in table.items() if " rows " in t} == kept  # every playable file gives its features
+    refused = {n: r["reason"] for n, r in zoo_features["rejects"].items()}
+    assert refused == {n: c.reason for n, c in video_zoo.cases.items() if c.frames is None}  # ingest's reasons
     print("\nzoo through feature extraction:\n" + "\n".join(f"  {n:28s} {t}" for n, t in table.items()))
 
 

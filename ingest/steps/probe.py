@@ -8,11 +8,7 @@ from ingest.config import IngestConfig
 from ingest.records import VideoRecord
 from videomae import storage, video
 from videomae.reasons import DECODE_ERROR, EMPTY, MISSING, TOO_SHORT, UNREADABLE
-
-
-def clip_span(num_frames: int, stride: int) -> int:
-    """Frames one clip covers: the first, then num_frames - 1 steps of `stride`."""
-    return (num_frames - 1) * stride + 1
+from videomae.video.windows import clip_span
 
 
 def set_length(rec: VideoRecord, length: video.Length) -> VideoRecord:

@@ -45,7 +45,9 @@ class ReconstructOptions(BaseModel):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="mask seed; the same seed gives the same masks")
     start: int = Field(0, ge=0, le=10_000_000, description="first frame of the clip")
     frame_stride: int = Field(2, ge=1, le=64, description="frames between sampled frames")
-    format: Literal["png", "json"] = Field("png", description="png: the image grid; json: numbers and the image")
+    format: Literal["png", "json", "frames"] = Field(
+        "png", description="png: the image grid; json: numbers and the image; frames: numbers and one image per frame "
+                           "(the three tiles side by side), for playing the clip")
 
 
 class SearchOptions(BaseModel):
@@ -133,6 +135,11 @@ class ReconstructResponse(BaseModel):
     num_scored: int = Field(description="hidden and decoded: the cubes the loss and PSNR count")
     layout: str
     image_png_base64: str
+    fps: float | None = Field(None, description="the clip's frames per second of video time (the video's fps / "
+                                                "frame_stride): the rate at which the frames play in real time")
+    frames_png_base64: list[str] = Field(
+        default_factory=list, description="format=frames: one PNG per clip frame (frame_indices' order), each the "
+                                          "frame's tiles left to right: original, masked input, reconstruction")
 
 
 class ModelInfo(BaseModel):

@@ -22,7 +22,8 @@ const state = {
   query: null, // (job) => the shown results' search again
   embedUrl: null,
   thumbUrls: [],
-  span: 0, // frames the reconstructed clip covers
+  frames: 0, // the uploaded video's frames (the timeline's length)
+  lastIndices: null, // the frames of the last reconstruction (outlined on the timeline)
 };
 
 // ------------------------------------------------------------------------------------------------ requests
@@ -307,6 +308,8 @@ function reconParams() {
 async function analyse(file) {
   state.file = file;
   state.uploadResults = null;
+  state.query = null;
+  state.frames = 0;
   $("file-line").textContent = `${file.name}, ${bytes(file.size)}`;
   $("run").disabled = !state.model.can_reconstruct;
   const start = $("opt-start");

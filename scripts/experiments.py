@@ -243,12 +243,20 @@ class Experiment:
     # ------------------------------------------------------------------ fine-tune: pre-trained vs scratch
     def finetune_stage(self) -> None:
         ft = self.cfg.finetune
-        units = [(arm, seed, str(self.model_dir(arm, seed))) for arm in ft.from_arms for seed in ft.seeds
-                 if seed in self.cfg.arm(arm).seeds]
-        units += [("scratch", seed, "null") for seed in (ft.scratch_seeds or ft.seeds)]
+        # seed by seed, the scratch run right after the pre-trained ones: a run cut short still has pairs
+        scratch = ft.scratch_seeds or ft.seeds
+        units = []
+        for seed in sorted(set(ft.seeds) | set(scratch)):
+            units += [(arm, seed, str(self.model_dir(arm, seed))) for arm in ft.from_arms
+                      if seed in ft.seeds and seed in self.cfg.arm(arm).seeds]
+            units += [("scratch", seed, "null")] if seed in scratch else []
         for init, seed, init_from in units:
             name = f"finetune-{init}-s{seed}"
             if self.done(name):
+                continue
+            if init_from != "null" and not Path(init_from).exists():
+                log.warning("%s: skipped for now, no pre-trained model at %s (run its pretrain arm first)", name,
+                            init_from)
                 continue
             sets = [*ft.set, f"data.path={self.shards}", f"run.storage_path={self.runs}", f"run.name={name}",
                     f"run.seed={seed}", f"model.init_from={init_from}"]

@@ -112,17 +112,22 @@ class Monitor:
                 out["probe_top1"] = knn_accuracy(a, ya, b, yb, 20, 0.07, classes)
             else:
                 out["probe_top1"] = linear_probe_accuracy(a, ya, b, yb, classes, 100, 1e-2, 0)
-        if rank == 0 and self.cfg.pictures:
-            self.picture(model, step, device)
+        if self.cfg.pictures:  # every rank runs the model (FSDP gathers weights collectively); rank 0 writes
+            rows = self.picture_rows(model)
+            if rank == 0:
+                self.write_picture(rows, step)
         model.train(was)
         return out
 
-    def picture(self, model, step: int, device) -> None:
+    def picture_rows(self, model) -> list[np.ndarray]:
         picks = np.linspace(0, len(self.heldout.labels) - 1, self.cfg.picture_clips + 2)[1:-1].round().astype(int)
         rows = []
         for i in picks:
             p = panels(model, self._inputs(self.heldout.frames[i:i + 1])[0], self.enc[i], self.enc[i])
             rows += [p[k] for k in ROWS]
+        return rows
+
+    def write_picture(self, rows: list[np.ndarray], step: int) -> None:
         buf = io.BytesIO()
         Image.fromarray(grid_image(rows, every=self.arch.tubelet_size)).save(buf, format="PNG")
         storage.write_bytes(storage.join(self.run_dir, "monitor", f"step_{step:07d}.png"), buf.getvalue(),

@@ -11,6 +11,8 @@ Image layout (PNG, no gutters): 3 rows x T columns of S x S tiles, T = clip fram
 - row 1: the masked input: cubes hidden from the encoder painted mid-grey;
 - row 2: the reconstruction: visible cubes from the input, hidden-and-decoded cubes from the decoder, hidden cubes
   the decoder did not predict (decoder masking) mid-grey.
+With `format=frames` the same tiles come as one PNG per frame, the frame's three tiles left to right (S x 3S), for a
+client that plays the clip (the page at `/`): frame t of every row in one image keeps the three in step.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class Reconstruction:
 
 @dataclass(frozen=True)
 class Picture:
-    png: bytes
+    png: bytes  # the grid (empty when only frames were asked for)
     psnr: float
+    frames: list[bytes]  # one PNG per frame, its three tiles left to right (empty unless asked for)
 
 
 @operation("reconstruct")
@@ -89,8 +92,14 @@ def draw_masks(cfg: ReconstructOptions, grid: tuple[int, int, int]) -> tuple[np.
     return enc[0], dec[0]
 
 
-def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> Picture:
-    """The 3-row PNG and the PSNR over hidden-and-decoded cubes."""
+def _png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int, fmt: str = "png") -> Picture:
+    """The PSNR over hidden-and-decoded cubes, and the 3-row PNG (`fmt` png, json) or one PNG per frame (frames)."""
     clip = item.clip[None].float()  # (1, 3, T, S, S)
     _, _, t, h, w = clip.shape
     grid = (t // tubelet, h // patch, w // patch)
@@ -113,10 +122,11 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int) -> P
         return pixels.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
 
     rows = [to_uint8_frames(item.clip), frames(masked), frames(recon)]  # 3 x (T, S, S, 3)
+    if fmt == "frames":
+        return Picture(b"", psnr, [_png(np.concatenate([r[i] for r in rows], axis=1))  # (S, 3S, 3)
+                                   for i in range(len(rows[0]))])
     image = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (3S, T*S, 3)
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return Picture(buf.getvalue(), psnr)
+    return Picture(_png(image), psnr, [])
 
 
 async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOptions) -> tuple[ReconstructResponse, bytes]:
@@ -128,11 +138,13 @@ async def reconstruct_video(host: ModelHost, path: Path, opts: ReconstructOption
     enc, dec = draw_masks(opts, grid)
     item = MaskedClip(clip, enc, dec)
     (rec,) = await host.run("reconstruct", [item], (tuple(clip.shape), int((~enc).sum()), int(dec.sum())))
-    picture = await host.offload(render, item, rec, cfg.tubelet_size, cfg.patch_size)
+    picture = await host.offload(render, item, rec, cfg.tubelet_size, cfg.patch_size, opts.format)
     body = ReconstructResponse(
         loss=rec.loss, psnr=picture.psnr, start_frame=opts.start, frame_indices=[int(i) for i in indices],
         grid=list(grid), num_tokens=int(enc.size), num_hidden=int(enc.sum()), num_decoded=int(dec.sum()),
         num_scored=int((enc & dec).sum()), layout=LAYOUT,
         image_png_base64=base64.b64encode(picture.png).decode("ascii") if opts.format == "json" else "",
+        fps=info.fps / opts.frame_stride if info.fps > 0 else None,
+        frames_png_base64=[base64.b64encode(f).decode("ascii") for f in picture.frames],
     )
     return body, picture.png

@@ -46,7 +46,9 @@ class ReconstructOptions(BaseModel):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="mask seed; the same seed gives the same masks")
     start: int = Field(0, ge=0, le=10_000_000, description="first frame of the clip")
     frame_stride: int = Field(2, ge=1, le=64, description="frames between sampled frames")
-    format: Literal["png", "json"] = Field("png", description="png: the image grid; json: numbers and the image")
+    format: Literal["png", "json", "frames"] = Field(
+        "png", description="png: the image grid; json: numbers and the image; frames: numbers and one image per frame "
+                           "(the three tiles side by side), for playing the clip")
 
 
 class SearchOptions(BaseModel):
@@ -68,6 +70,15 @@ class SearchOptions(BaseModel):
         if self.clip_id is not None and self.video_id is not None:
             raise ValueError("give clip_id or video_id, not both")
         return self
+
+
+class ThumbnailOptions(BaseModel):
+    """A stored clip's picture: the index names the video, the request only the clip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_id: str = Field(min_length=1, max_length=256, description="a clip_id of the index (as /v1/search answers)")
+    size: int = Field(160, ge=32, le=512, description="the longer side of the JPEG, in pixels")
 
 
 class SearchHit(BaseModel):
@@ -134,6 +145,11 @@ class ReconstructResponse(BaseModel):
     num_scored: int = Field(description="hidden and decoded: the cubes the loss and PSNR count")
     layout: str
     image_png_base64: str
+    fps: float | None = Field(None, description="the clip's frames per second of video time (the video's fps / "
+                                                "frame_stride): the rate at which the frames play in real time")
+    frames_png_base64: list[str] = Field(
+        default_factory=list, description="format=frames: one PNG per clip frame (frame_indices' order), each the "
+                                          "frame's tiles left to right: original, masked input, reconstruction")
 
 
 class ModelInfo(BaseModel):
@@ -153,6 +169,40 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+class Limits(BaseModel):
+    """What this server accepts (its VIDEOMAE_* settings of the same names), so a client can say so before uploading."""
+
+    max_upload_bytes: int
+    max_duration_s: float
+    max_frames: int
+    max_width: int
+    max_height: int
+    max_pixels: int
+    max_clips: int = Field(description="sliding windows one embed request may ask for")
+    upload_timeout_s: float
+    request_timeout_s: float
+
+
+class IndexInfo(BaseModel):
+    """The served search index and what it was built from (as its index.json records it)."""
+
+    clips: int = Field(description="clips (vectors) in the index")
+    videos: int
+    kind: str = Field(description="faiss index kind: flat (exact) or hnsw")
+    metric: str
+    dim: int
+    built_at: str | None
+    features: str | None = Field(description="the features directory the index was built from")
+    model_source: str | None = Field(description="the model the features were extracted with, as the extraction "
+                                                 "named it")
+    model_preset: str | None
+    model_type: str | None
+    windows: dict = Field(description="the window settings of the features: clip_len, frame_stride, window_stride, "
+                                      "transform, img_size")
+    made_by_served_model: bool = Field(description="the served weights made these features (else uploads cannot be "
+                                                   "queries: stored clips and videos still can)")
 
 
 class ErrorResponse(BaseModel):

@@ -19,7 +19,7 @@ from api.embedding import embed_video
 from api.engine import Model, ModelHost, operation
 from api.errors import ApiError
 from api.preprocess import clip_at, probe_upload
-from api.schemas import EmbedOptions, SearchHit, SearchOptions, SearchQueryInfo, SearchResponse
+from api.schemas import EmbedOptions, IndexInfo, SearchHit, SearchOptions, SearchQueryInfo, SearchResponse
 from videomae.search import Hit, SearchIndex
 from videomae.video.windows import clip_span, fitting_windows
 
@@ -46,6 +46,18 @@ def require_index(host: ModelHost) -> SearchIndex:
         raise ApiError(409, "no_index", "this server has no search index: build one with `python trainer/search.py "
                                         "build` and start the server with VIDEOMAE_INDEX set to it")
     return host.index
+
+
+def index_info(host: ModelHost) -> IndexInfo:
+    """What the served index holds and was built from, as its index.json records it (`GET /v1/index`)."""
+    index = require_index(host)
+    meta = index.meta
+    model = meta.get("model") or {}
+    return IndexInfo(clips=len(index), videos=len(set(index.video_ids)), kind=str(meta.get("kind")),
+                     metric=str(meta.get("metric", "cosine")), dim=index.dim, built_at=meta.get("built_at"),
+                     features=meta.get("features"), model_source=model.get("source"), model_preset=model.get("preset"),
+                     model_type=model.get("model_type"), windows=meta.get("windows") or {},
+                     made_by_served_model=host.index_matches_model)
 
 
 def _check_upload_comparable(host: ModelHost, index: SearchIndex) -> dict:

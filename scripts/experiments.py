@@ -1,24 +1,28 @@
-"""A small-scale reproduction of the VideoMAE V2 paper's claims: one command, results under `out`.
+"""Does pre-training pay off? VideoMAE's data-efficiency experiment at small scale: one command, results under `out`.
 
-    python scripts/experiments.py                      # configs/experiments/full.yaml (~35-40 min on 2 cores)
+    python scripts/experiments.py                      # configs/experiments/full.yaml (the headline, docs/results.md)
     python scripts/experiments.py --quick              # configs/experiments/quick.yaml (the CI test runs it)
     python scripts/experiments.py --only pretrain --arms running_cell,none
     python scripts/experiments.py --only report --publish docs/results
 
-Parts (`--only`, comma-separated; default all, in this order). Finished units are kept and skipped on a rerun
-(each writes its own JSON); `--fresh` removes the previous outputs first.
-  data       python -m ingest.sample_data, then python -m ingest twice: the mix of all sources, and `single_source`
-  pretrain   python trainer/pretrain.py once per arm and seed (decoder masking none/running cell/random/frame, one
-             source), one Ray run at a time; wall time, CPU time and peak RSS of the Ray Train worker process
-  finetune   python trainer/postpretrain.py from the `from_arm` pre-training vs from scratch (claim 1)
-  features   python trainer/evaluate.py, k-NN and linear probe on frozen features of every arm and of a randomly
-             initialised encoder
+The protocol (Tong et al. 2022, VideoMAE, Table 4: pre-train on the videos you have, then fine-tune with their labels,
+against the same fine-tuning from scratch), on videos generated here (`python -m ingest.objects_data`: textured
+objects in motion, 8 motion classes, a few labeled train videos per class, held-out val videos, an unlabeled pool):
+  data       python -m ingest.objects_data, then python -m ingest over the labeled and unlabeled videos
+  pretrain   python trainer/pretrain.py once per arm and seed, one Ray run at a time (dual masking, V1, the
+             shorter schedules of the length curve); each run's learning-health checks land in its metrics.jsonl
+  finetune   python trainer/postpretrain.py on the labeled train videos, from each `finetune.from_arms` model of
+             the same seed and from scratch with the same seeds, steps and lr; top-1 per held-out video
+  probes     python trainer/evaluate.py (mode probes): k-NN and linear probe on frozen features of every pre-trained
+             encoder and of random-init encoders of the same shape (`probes.random_seeds`)
   recon      held-out reconstruction loss with fixed masks, and the reconstruction picture (in this process)
   stepcost   training-step CPU time and peak memory per decoder mask, one fresh process each, one torch thread
-             (scripts/experiments_report.py step-cost), including ViT-B at the paper's 16 x 224 x 224
-  report     results.json, summary.md and the plots; `--publish DIR` copies them (docs/results)
+  report     results.json (its `summary` is the headline), summary.md and the plots; `--publish DIR` copies them and
+             the headline encoder (`publish_model`) to DIR/model (docs/results)
 
-Everything runs through the services' public entry points as subprocesses, each starting its own in-process Ray.
+Finished units are kept and skipped on a rerun (each writes results/<unit>.json), so a run cut short goes on where
+it stopped; `--fresh` removes the previous outputs first. Everything runs through the services' public entry
+points as subprocesses, each starting its own in-process Ray.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from pydantic import Field, model_validator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,50 +46,79 @@ from stages import ROOT, Stage, StageConfig, Strict, set_args  # noqa: E402
 from bench.processes import Watch  # noqa: E402
 
 log = logging.getLogger("experiments")
-PARTS = ("data", "pretrain", "finetune", "features", "recon", "stepcost", "report")
+PARTS = ("data", "pretrain", "finetune", "probes", "recon", "stepcost", "report")
 
 
 # ---------------------------------------------------------------------------------------------- config
+class Objects(Strict):
+    """`python -m ingest.objects_data` arguments: the data of the experiment."""
+
+    seed: int = 0
+    train_per_class: int = Field(12, ge=1)
+    val_per_class: int = Field(24, ge=1)
+    unlabeled: int = Field(1600, ge=0)
+    look: dict = Field(default_factory=dict)  # ingest.objects_data.Look fields
+
+    def command(self, out: Path) -> list[str]:
+        return [sys.executable, "-m", "ingest.objects_data", str(out), "--seed", str(self.seed),
+                "--train-per-class", str(self.train_per_class), "--val-per-class", str(self.val_per_class),
+                "--unlabeled", str(self.unlabeled), "--look", json.dumps(self.look)]
+
+
 class Arm(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     set: list[str] = Field(default_factory=list)  # after the common pretrain `set`
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    single_source: bool = False  # pre-train on the one-source shards instead of the mix
 
 
 class Finetune(StageConfig):
-    from_arm: str
+    from_arms: list[str] = Field(min_length=1)  # seed s fine-tunes the arm's model of seed s (arms without it: none)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    scratch_seeds: list[int] | None = None  # default: `seeds`
 
 
-class Evaluate(Strict):
-    knn: str
-    linear: str
-    set: list[str] = Field(default_factory=list)
-    linear_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+class Probes(StageConfig):
+    random_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # random-init encoders to probe
 
 
 class Recon(Strict):
-    seed: int = 1234  # masks of clip i come from numpy.random.default_rng([seed, i]): the same for every arm
+    seed: int = 1234  # masks of clip i come from numpy.random.default_rng([seed, i]): the same for every model
     max_clips: int = Field(200, ge=1)
     picture_clips: int = Field(2, ge=1)
 
 
 class StepCost(Strict):
     preset: str
+    overrides: dict = Field(default_factory=dict)
     batch: int = Field(1, ge=1)
     steps: int = Field(3, ge=1)
     decoders: list[str] = Field(default_factory=lambda: ["none", "running_cell"], min_length=1)
 
 
-class ExperimentConfig(stages.SampleRunConfig):
+class Headline(Strict):
+    """Which units the summary compares (results.json `summary`)."""
+
+    pretrained: str = "running_cell"  # the V2 arm: fine-tuned from it vs from scratch; its probe vs random init
+    v1: str | None = "none"  # the arm without decoder masking, for "running cell reaches V1 at 0.79x the FLOPs"
+    curve: list[str] = Field(default_factory=list)  # arms of the pre-training-length curve, shortest first
+    publish_model: str = "running_cell-s0"  # the encoder copied to `--publish DIR`/model
+
+
+class ExperimentConfig(Strict):
     out: str = "runs/experiments/full"
-    single_source: str
+    data: Objects = Field(default_factory=Objects)
+    ingest: list[str] = Field(default_factory=list)  # `--set`s on the generated ingest config
+    pretrain: StageConfig
     arms: list[Arm] = Field(min_length=1)
-    postpretrain: Finetune
-    evaluate: Evaluate
+    finetune: Finetune
+    probes: Probes
     recon: Recon = Field(default_factory=Recon)
     step_cost: list[StepCost] = Field(default_factory=list)
+    headline: Headline = Field(default_factory=Headline)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if Path(self.out).is_absolute() else (ROOT / self.out).resolve()
 
     def arm(self, name: str) -> Arm:
         for arm in self.arms:
@@ -95,11 +127,15 @@ class ExperimentConfig(stages.SampleRunConfig):
         raise KeyError(f"no arm {name!r}; arms: {', '.join(a.name for a in self.arms)}")
 
     @model_validator(mode="after")
-    def _known_arm(self) -> ExperimentConfig:
-        try:
-            self.arm(self.postpretrain.from_arm)
-        except KeyError as e:
-            raise ValueError(f"postpretrain.from_arm: {e.args[0]}") from None
+    def _known_arms(self) -> ExperimentConfig:
+        for key, names in (("finetune.from_arms", self.finetune.from_arms), ("headline.curve", self.headline.curve),
+                           ("headline.pretrained", [self.headline.pretrained]),
+                           ("headline.v1", [self.headline.v1] if self.headline.v1 else [])):
+            for name in names:
+                try:
+                    self.arm(name)
+                except KeyError as e:
+                    raise ValueError(f"{key}: {e.args[0]}") from None
         return self
 
 
@@ -109,16 +145,15 @@ def load_config(path: str | Path, out: str | None = None) -> ExperimentConfig:
 
 def validate_stage_configs(cfg: ExperimentConfig) -> None:
     """Load every stage's YAML with its `--set`s through the service's own loader, as its CLI will."""
-    from ingest.config import load_config as load_ingest
+    from ingest.objects_data import look_from_json
     from trainer.config import load_config as load_trainer
 
-    load_ingest(ROOT / cfg.ingest.config, cfg.ingest.set)
+    look_from_json(json.dumps(cfg.data.look))
     probe = ["data.path=x", "run.name=x"]
     for arm in cfg.arms:
         load_trainer("pretrain", ROOT / cfg.pretrain.config, [*cfg.pretrain.set, *arm.set, *probe])
-    load_trainer("postpretrain", ROOT / cfg.postpretrain.config, [*cfg.postpretrain.set, *probe])
-    for path in (cfg.evaluate.knn, cfg.evaluate.linear):
-        load_trainer("evaluate", ROOT / path, [*cfg.evaluate.set, *probe])
+    load_trainer("postpretrain", ROOT / cfg.finetune.config, [*cfg.finetune.set, *probe])
+    load_trainer("evaluate", ROOT / cfg.probes.config, [*cfg.probes.set, *probe])
 
 
 # ---------------------------------------------------------------------------------------------- process watch
@@ -146,7 +181,7 @@ class Experiment:
         self.cfg = cfg
         self.out = cfg.out_dir
         self.data, self.runs, self.results = self.out / "data", self.out / "runs", self.out / "results"
-        self.mix, self.single = self.out / "shards" / "mix", self.out / "shards" / "single"
+        self.shards = self.out / "shards"
         self.runner = stages.Runner(self.out)
         self.results.mkdir(parents=True, exist_ok=True)
 
@@ -166,20 +201,18 @@ class Experiment:
     def data_stage(self) -> None:
         if self.done("data"):
             return
-        cfg = self.cfg
-        timings = {"sample": self.run("sample", cfg.sample_command(self.data))}
-        sources = yaml.safe_load((ROOT / cfg.ingest.config).read_text())["sources"]
-        one = [s for s in sources if s["name"] == cfg.single_source]
-        if not one:
-            raise SystemExit(f"single_source: no source {cfg.single_source!r} (have "
-                             f"{', '.join(s['name'] for s in sources)})")
-        timings["ingest_mix"] = self.run("ingest_mix", cfg.ingest_command(self.data, self.mix))
-        timings["ingest_single"] = self.run("ingest_single", cfg.ingest_command(self.data, self.single,
-                                                                                f"sources={json.dumps(one)}"))
-        self.record("data", {"timings": timings, "mix": str(self.mix), "single": str(self.single)})
+        timings = {"generate": self.run("generate", self.cfg.data.command(self.data))}
+        ingest = [sys.executable, "-m", "ingest", "--config", str(self.data / "ingest.yaml"),
+                  *set_args([f"output={self.shards}", *self.cfg.ingest])]
+        timings["ingest"] = self.run("ingest", ingest)
+        manifest = json.loads((self.shards / "manifest.json").read_text())
+        self.record("data", {"timings": timings, "shards": str(self.shards), "generator": self.cfg.data.model_dump(),
+                             "manifest": manifest})
 
     # ------------------------------------------------------------------ pre-training arms
     def pretrain_stage(self, only_arms: list[str] | None) -> None:
+        from trainer.config import PretrainConfig
+        from trainer.metrics import read_metrics
         from videomae.flops import masked_pretrain_flops
 
         for arm in self.cfg.arms:
@@ -189,48 +222,55 @@ class Experiment:
                 name = f"pretrain-{arm.name}-s{seed}"
                 if self.done(name):
                     continue
-                shards = self.single if arm.single_source else self.mix
-                sets = [*self.cfg.pretrain.set, *arm.set, f"data.path={shards}", f"run.storage_path={self.runs}",
+                sets = [*self.cfg.pretrain.set, *arm.set, f"data.path={self.shards}", f"run.storage_path={self.runs}",
                         f"run.name={name}", f"run.seed={seed}"]
                 result = self.run(name, [sys.executable, "trainer/pretrain.py", "--config", self.cfg.pretrain.config,
                                          *set_args(sets)], watch=True)
-                resolved = yaml.safe_load((self.runs / name / "config.yaml").read_text())
-                from trainer.config import PretrainConfig
-
-                tcfg = PretrainConfig.model_validate(resolved)
+                tcfg = PretrainConfig.model_validate(_yaml(self.runs / name / "config.yaml"))
+                rows = read_metrics(str(self.runs / name))
                 flops = masked_pretrain_flops(tcfg.model.architecture(), tcfg.mask)
                 self.record(name, {"arm": arm.name, "seed": seed, "run_dir": str(self.runs / name),
                                    "mask": tcfg.mask.model_dump(), "preset": tcfg.model.preset,
-                                   "flops_per_clip": flops.as_dict(), "steps": tcfg.optim.max_steps,
+                                   "architecture": tcfg.model.architecture().to_json_dict(),
+                                   "flops_per_clip": flops.as_dict(), "steps": rows[-1]["step"] if rows else None,
+                                   "epochs": rows[-1]["epoch"] if rows else None,
                                    "rows_per_step": tcfg.data.batch_size * tcfg.data.num_sample, **result})
 
     def model_dir(self, arm: str, seed: int) -> Path:
-        return self.runs / f"pretrain-{arm}-s{seed}" / "model"
+        seeds = self.cfg.arm(arm).seeds
+        return self.runs / f"pretrain-{arm}-s{seed if seed in seeds else seeds[0]}" / "model"
 
-    # ------------------------------------------------------------------ claim 1: fine-tune vs scratch
+    # ------------------------------------------------------------------ fine-tune: pre-trained vs scratch
     def finetune_stage(self) -> None:
-        ft = self.cfg.postpretrain
-        src_seed = self.cfg.arm(ft.from_arm).seeds[0]
-        for seed in ft.seeds:
-            for init in ("pretrained", "scratch"):
-                name = f"finetune-{init}-s{seed}"
-                if self.done(name):
-                    continue
-                init_from = str(self.model_dir(ft.from_arm, src_seed)) if init == "pretrained" else "null"
-                sets = [*ft.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
-                        f"run.seed={seed}", f"model.init_from={init_from}"]
-                result = self.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
-                                         *set_args(sets)], watch=True)
-                self.record(name, {"init": init, "seed": seed, "init_from": init_from,
-                                   "run_dir": str(self.runs / name), **result})
+        ft = self.cfg.finetune
+        # seed by seed, the scratch run right after the pre-trained ones: a run cut short still has pairs
+        scratch = ft.scratch_seeds or ft.seeds
+        units = []
+        for seed in sorted(set(ft.seeds) | set(scratch)):
+            units += [(arm, seed, str(self.model_dir(arm, seed))) for arm in ft.from_arms
+                      if seed in ft.seeds and seed in self.cfg.arm(arm).seeds]
+            units += [("scratch", seed, "null")] if seed in scratch else []
+        for init, seed, init_from in units:
+            name = f"finetune-{init}-s{seed}"
+            if self.done(name):
+                continue
+            if init_from != "null" and not Path(init_from).exists():
+                log.warning("%s: skipped for now, no pre-trained model at %s (run its pretrain arm first)", name,
+                            init_from)
+                continue
+            sets = [*ft.set, f"data.path={self.shards}", f"run.storage_path={self.runs}", f"run.name={name}",
+                    f"run.seed={seed}", f"model.init_from={init_from}"]
+            result = self.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
+                                     *set_args(sets)], watch=True)
+            self.record(name, {"init": init, "seed": seed, "init_from": init_from, "run_dir": str(self.runs / name),
+                               **result})
 
     # ------------------------------------------------------------------ frozen features: k-NN, linear probe
-    def models(self) -> dict[str, Path]:
-        """Every pre-trained model (arm-seed) that exists, plus a randomly initialised encoder."""
-        out = {f"{a.name}-s{s}": self.model_dir(a.name, s) for a in self.cfg.arms for s in a.seeds
-               if self.model_dir(a.name, s).exists()}
-        random_dir = self.runs / "random-init" / "model"
-        if not random_dir.exists():
+    def random_model(self, seed: int) -> Path:
+        """A randomly initialised pre-training model of the experiment's architecture (torch seed `seed`, as the
+        trainer seeds before it builds the model), saved once."""
+        path = self.runs / f"random-init-s{seed}" / "model"
+        if not path.exists():
             import torch
 
             from trainer.config import load_config as load_trainer
@@ -238,35 +278,40 @@ class Experiment:
 
             tcfg = load_trainer("pretrain", ROOT / self.cfg.pretrain.config,
                                 [*self.cfg.pretrain.set, "data.path=x", "run.name=x"])
-            torch.manual_seed(0)  # the trainer seeds the same way before building the model (run.seed 0)
-            VideoMAEPretrain(tcfg.model.architecture()).save(random_dir)
-        out["random_init"] = random_dir
+            torch.manual_seed(seed)
+            VideoMAEPretrain(tcfg.model.architecture()).save(path)
+        return path
+
+    def models(self) -> dict[str, Path]:
+        """Every pre-trained model (arm-seed) that exists, plus the random-init encoders (random-s<k>)."""
+        out = {f"{a.name}-s{s}": self.model_dir(a.name, s) for a in self.cfg.arms for s in a.seeds
+               if self.model_dir(a.name, s).exists()}
+        out.update({f"random-s{k}": self.random_model(k) for k in self.cfg.probes.random_seeds})
         return out
 
-    def features_stage(self) -> None:
-        ev = self.cfg.evaluate
+    def probes_stage(self) -> None:
+        pr = self.cfg.probes
         for key, model in self.models().items():
-            jobs = [("knn", ev.knn, 0)] + [("linear", ev.linear, s) for s in ev.linear_seeds]
-            for mode, config, seed in jobs:
-                name = f"eval-{key}-{mode}" + (f"-s{seed}" if mode == "linear" else "")
-                if self.done(name):
-                    continue
-                sets = [*ev.set, f"data.path={self.mix}", f"run.storage_path={self.runs}", f"run.name={name}",
-                        f"run.seed={seed}", f"model.init_from={model}"]
-                result = self.run(name, [sys.executable, "trainer/evaluate.py", "--config", config, *set_args(sets)])
-                scores = json.loads((self.runs / name / f"eval_{mode}.json").read_text())
-                self.record(name, {"model": key, "mode": mode, "seed": seed, **scores, **result})
+            name = f"probes-{key}"
+            if self.done(name):
+                continue
+            seed = int(key.rsplit("-s", 1)[1])
+            sets = [*pr.set, f"data.path={self.shards}", f"run.storage_path={self.runs}", f"run.name={name}",
+                    f"run.seed={seed}", f"model.init_from={model}"]
+            result = self.run(name, [sys.executable, "trainer/evaluate.py", "--config", pr.config, *set_args(sets)])
+            scores = json.loads((self.runs / name / "eval_probes.json").read_text())
+            self.record(name, {"model": key, "seed": seed, **scores, **result})
 
     # ------------------------------------------------------------------ held-out reconstruction
     def recon_stage(self) -> None:
         if self.done("recon"):
             return
-        models = {k: v for k, v in self.models().items()}
+        models = self.models()
         r = self.cfg.recon
-        result = experiments_report.heldout_reconstruction(models, str(self.mix), r.seed, r.max_clips)
-        picture = experiments_report.reconstruction_picture(
-            {k: v for k, v in models.items() if k.endswith("-s0") or k == "random_init"}, str(self.mix), r.seed,
-            r.picture_clips, self.results / "reconstruction.png")
+        result = experiments_report.heldout_reconstruction(models, str(self.shards), r.seed, r.max_clips)
+        shown = {k: v for k, v in models.items() if k in (self.cfg.headline.publish_model, "random-s0")}
+        picture = experiments_report.reconstruction_picture(shown, str(self.shards), r.seed, r.picture_clips,
+                                                            self.results / "reconstruction.png")
         self.record("recon", {**result, "picture": str(picture)})
 
     # ------------------------------------------------------------------ step cost, one fresh process per setting
@@ -277,19 +322,31 @@ class Experiment:
                 if self.done(name):
                     continue
                 self.run(name, [sys.executable, "scripts/experiments_report.py", "step-cost", sc.preset, decoder,
-                                str(sc.batch), str(sc.steps)])
+                                str(sc.batch), str(sc.steps), json.dumps(sc.overrides)])
                 line = (self.out / "logs" / f"{name}.log").read_text().strip().splitlines()[-1]
                 self.record(name, json.loads(line))
 
     # ------------------------------------------------------------------ report
     def report_stage(self, publish: Path | None) -> dict:
-        summary = experiments_report.write_report(self.results, self.runs, self.cfg.model_dump(), ROOT)
+        summary = experiments_report.write_report(self.results, self.cfg.model_dump(), ROOT)
         if publish is not None:
             publish.mkdir(parents=True, exist_ok=True)
             for name in ("results.json", "summary.md", *summary["pictures"]):
                 shutil.copy2(self.results / name, publish / name)
-            log.info("copied results.json, summary.md and %d pictures to %s", len(summary["pictures"]), publish)
+            model = self.models().get(self.cfg.headline.publish_model)
+            if model is not None:
+                if (publish / "model").exists():
+                    shutil.rmtree(publish / "model")
+                shutil.copytree(model, publish / "model")
+            log.info("copied results.json, summary.md, %d pictures and model %s to %s", len(summary["pictures"]),
+                     self.cfg.headline.publish_model, publish)
         return summary
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -301,7 +358,7 @@ def run(cfg: ExperimentConfig, parts: list[str], arms: list[str] | None, fresh: 
     exp = Experiment(cfg)
     log.info("experiments -> %s (parts: %s)", exp.out, ", ".join(parts))
     do = {"data": exp.data_stage, "pretrain": lambda: exp.pretrain_stage(arms), "finetune": exp.finetune_stage,
-          "features": exp.features_stage, "recon": exp.recon_stage, "stepcost": exp.stepcost_stage,
+          "probes": exp.probes_stage, "recon": exp.recon_stage, "stepcost": exp.stepcost_stage,
           "report": lambda: exp.report_stage(publish)}
     done = {}
     for part in (p for p in PARTS if p in parts):
@@ -317,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     ap.add_argument("--arms", default=None, help="pre-training arms to run (default: all in the config)")
     ap.add_argument("--fresh", action="store_true", help="remove the previous outputs of this experiment first")
-    ap.add_argument("--publish", default=None, help="copy results.json, summary.md and the PNGs to this folder")
+    ap.add_argument("--publish", default=None, help="copy results.json, summary.md, the PNGs and the model here")
     args = ap.parse_args(argv)
     cfg = load_config(args.config, args.out)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]

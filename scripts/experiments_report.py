@@ -1,12 +1,15 @@
-"""The reproduction's measurements done in-process and its report (scripts/experiments.py drives).
+"""The data-efficiency experiment's in-process measurements and its report (scripts/experiments.py drives).
 
-- `heldout_reconstruction`: masked-reconstruction loss of each pre-trained model on the val clips of the mix, with
-  masks fixed per clip (numpy.random.default_rng([seed, i])) so every arm is scored on the same hidden tokens. Two
-  scores: decoding every hidden token (dec_mask = enc_mask, VideoMAE V1 style: the only choice that scores all arms on
-  the same tokens whatever their training decoder mask) and running cell 0.5 (the V2 training condition).
-- `reconstruction_picture`: a val clip, its masked input and each model's reconstruction (hidden patches predicted,
-  un-normalised with the clip's own per-tubelet mean/std, as the reference's visualisation does).
-- `write_report`: results.json (every number), summary.md (the tables docs/results.md quotes) and the plots.
+- `heldout_reconstruction`: masked-reconstruction loss of each model on the val clips (never seen in pre-training),
+  with masks fixed per clip (numpy.random.default_rng([seed, i])) so every model is scored on the same hidden tokens.
+  Two scores: decoding every hidden token (dec_mask = enc_mask, VideoMAE V1 style: the only choice that scores all
+  arms on the same tokens whatever their training decoder mask) and running cell 0.5 (the V2 training condition).
+- `reconstruction_picture`: val clips, their masked input and each model's reconstruction, prediction alone and
+  error (videomae/pictures.py: the reference-style reconstruction borrows the clip's own statistics, the other two
+  views do not).
+- `write_report`: results.json (every number, and `summary`: the headline, one value per seed), summary.md (the
+  tables docs/results.md quotes) and the plots.
+- `step_cost` (`python scripts/experiments_report.py step-cost PRESET DECODER BATCH STEPS [OVERRIDES]`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _val_clips(path: str, limit: int) -> list[dict]:
     from videomae.shards import iter_clips
 
     rows = sorted(iter_clips(path, split="val"), key=lambda r: r["clip_id"])
-    if len(rows) > limit:  # evenly over the sorted ids, so every source/class keeps a share
+    if len(rows) > limit:  # evenly over the sorted ids, so every class keeps a share
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit).round().astype(int)]
     return rows
 
@@ -54,13 +57,13 @@ def _masks(grid: tuple[int, int, int], seed: int, i: int):
     return torch.from_numpy(enc), torch.from_numpy(rc)
 
 
-def heldout_reconstruction(models: dict[str, Path], mix: str, seed: int, max_clips: int) -> dict:
+def heldout_reconstruction(models: dict[str, Path], shards: str, seed: int, max_clips: int) -> dict:
     import torch
 
     from videomae.checkpoint import load_model
 
     torch.manual_seed(seed)
-    rows = _val_clips(mix, max_clips)
+    rows = _val_clips(shards, max_clips)
     scores = {}
     for key, model_dir in models.items():
         model = load_model(str(model_dir)).eval()
@@ -81,35 +84,35 @@ def heldout_reconstruction(models: dict[str, Path], mix: str, seed: int, max_cli
             "models": scores}
 
 
-def reconstruction_picture(models: dict[str, Path], mix: str, seed: int, n_clips: int, out: Path) -> Path:
+def reconstruction_picture(models: dict[str, Path], shards: str, seed: int, n_clips: int, out: Path) -> Path:
+    """Per clip: original and masked input, then per model its reconstruction (reference-style), its prediction
+    alone and its error (videomae/pictures.py says what each shows); one column per tubelet."""
     import torch
 
     from videomae.checkpoint import load_model
-    from videomae.targets import patchify, unnormalize, unnormalize_patches
+    from videomae.pictures import LEGEND, panels
 
-    rows = _val_clips(mix, 10_000)
+    rows = _val_clips(shards, 10_000)
     picks = np.linspace(0, len(rows) - 1, n_clips + 2)[1:-1].round().astype(int) if n_clips else []
     loaded = {k: load_model(str(v)).eval() for k, v in models.items()}
     cfg = next(iter(loaded.values())).cfg
-    t, p = cfg.tubelet_size, cfg.patch_size
-    panels = []  # (title, (T, H, W, 3) float in [0, 1]) per row of the figure
+    lines = []  # (title, (T, H, W, 3) float in [0, 1])
     with torch.no_grad():
         for i in picks:
-            clip = _clip_tensor(rows[i], cfg.num_frames, cfg.img_size)
+            clip = _clip_tensor(rows[i], cfg.num_frames, cfg.img_size)[0]
             enc, _ = _masks(cfg.grid, seed, int(i))
-            patches = patchify(unnormalize(clip), t, p)  # (1, N, tpp, 3)
-            masked = patches.clone()
-            masked[enc] = 0.5
-            name = f"{rows[i]['source']} val clip"
-            panels.append((f"{name}: original", _frames(patches, cfg.grid, t, p)))
-            panels.append((f"masked input (tube {ENC_RATIO})", _frames(masked, cfg.grid, t, p)))
+            first = True
             for key, model in loaded.items():
-                recon = patches.clone()
-                recon[enc] = unnormalize_patches(model(clip, enc, enc)[1], clip, enc, t, p)[0]  # (N_dec, tpp, 3)
-                panels.append((f"{key}", _frames(recon.clamp(0, 1), cfg.grid, t, p)))
+                p = panels(model, clip, enc[0], enc[0])
+                if first:
+                    lines += [("val clip: original", p["original"]), (f"masked input (tube {ENC_RATIO})", p["masked"])]
+                    first = False
+                lines += [(f"{key}: reconstruction (loss {p['loss']:.3f})", p["reconstruction"]),
+                          (f"{key}: prediction alone", p["prediction"]), (f"{key}: error", p["error"])]
+    t = cfg.tubelet_size
     cols = cfg.num_frames // t
-    fig, axes = plt.subplots(len(panels), cols, figsize=(1.3 * cols + 1.6, 1.3 * len(panels)), squeeze=False)
-    for r, (title, frames) in enumerate(panels):
+    fig, axes = plt.subplots(len(lines), cols, figsize=(1.25 * cols + 2.6, 1.25 * len(lines) + 1.2), squeeze=False)
+    for r, (title, frames) in enumerate(lines):
         for c in range(cols):
             ax = axes[r][c]
             ax.imshow(frames[c * t])
@@ -119,15 +122,12 @@ def reconstruction_picture(models: dict[str, Path], mix: str, seed: int, n_clips
                 ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=7)
             if r == 0:
                 ax.set_title(f"frame {c * t}", fontsize=7)
-    _save(fig, out)
+    legend = "\n".join(f"{k}: {v}" for k, v in LEGEND.items() if k not in ("original", "masked"))
+    fig.text(0.01, 0.005, legend, fontsize=6, va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
     return out
-
-
-def _frames(patches, grid, t: int, p: int) -> np.ndarray:
-    from videomae.targets import unpatchify
-
-    video = unpatchify(patches.flatten(2), grid, t, p)[0]  # (3, T, H, W)
-    return video.permute(1, 2, 3, 0).clamp(0, 1).numpy()  # (T, H, W, 3)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -154,6 +154,7 @@ def environment(root: Path) -> dict:
 
 
 def collect(results: Path) -> dict:
+    """Every unit's record, with what its run wrote (metrics.jsonl) folded in."""
     from trainer.metrics import read_metrics
 
     found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.stem != "results"}
@@ -161,95 +162,130 @@ def collect(results: Path) -> dict:
     for rec in pre.values():
         rows = read_metrics(rec["run_dir"])
         rec["curve"] = [(r["step"], r["loss"]) for r in rows]
+        rec["health"] = [{k: r[k] for k in ("step", "epoch", "heldout_loss", "heldout_loss_zero", "probe_top1")
+                          if k in r} for r in rows if "heldout_loss" in r]
         rec["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]])) if rows else None
-        # The first logging window holds Ray Data's start-up and the first batch: steady state is the rest.
         steady = [r["step_time"] for r in rows[1:]] or [r["step_time"] for r in rows]
         rec["step_time_s"] = float(np.median(steady)) if steady else None
     fine = {k: v for k, v in found.items() if k.startswith("finetune-")}
     for rec in fine.values():
         rows = read_metrics(rec["run_dir"])
-        val = [r for r in rows if "val_top1" in r] or read_metrics(rec["run_dir"], "val")
+        val = [r for r in rows if "val_top1" in r]
         rec["curve"] = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        rec["val_curve"] = [(r["step"], r["val_top1"]) for r in val]
         rec["val_top1"] = val[-1]["val_top1"] if val else None
         rec["val_top5"] = val[-1].get("val_top5") if val else None
         rec["final_loss"] = float(np.mean([r["loss"] for r in rows[-3:]])) if rows else None
-    evals = {k: v for k, v in found.items() if k.startswith("eval-")}
+    probes = {v["model"]: v for k, v in found.items() if k.startswith("probes-")}
     costs = [v for k, v in found.items() if k.startswith("stepcost-")]
-    return {"pretrain": pre, "finetune": fine, "evaluate": evals, "recon": found.get("recon"),
+    return {"pretrain": pre, "finetune": fine, "probes": probes, "recon": found.get("recon"),
             "data": found.get("data"), "step_cost": costs}
 
 
-def arm_table(c: dict, order: list[str]) -> list[dict]:
-    """One row per arm: costs and quality, mean (and sd where there are several seeds)."""
+def _pct(v):
+    return None if v is None else round(100 * v, 2)
+
+
+def summarise(c: dict, config: dict) -> dict:
+    """The headline, one value per seed (percent): fine-tuned from each arm vs from scratch, frozen probes of each arm
+    vs random-init encoders, the pre-training-length curve, and the arms' cost and reconstruction."""
+    head = config["headline"]
+    arms = [a["name"] for a in config["arms"]]
     recon = (c["recon"] or {}).get("models", {})
-    arms: dict[str, list[dict]] = {name: [] for name in order}  # the config's order
-    for rec in c["pretrain"].values():
-        arms.setdefault(rec["arm"], []).append(rec)
-    arms = {k: v for k, v in arms.items() if v}
-    base_flops = next((r[0]["flops_per_clip"]["total"] for a, r in arms.items() if a == "none"), None)
-    table = []
-    for arm, recs in arms.items():
-        keys = [f"{arm}-s{r['seed']}" for r in recs]
-        knn = [e["top1"] for e in c["evaluate"].values() if e["mode"] == "knn" and e["model"] in keys]
-        lin = [e["top1"] for e in c["evaluate"].values() if e["mode"] == "linear" and e["model"] in keys]
-        row = {"arm": arm, "seeds": [r["seed"] for r in recs], "decoder": recs[0]["mask"]["decoder"],
-               "flops_per_clip_M": recs[0]["flops_per_clip"]["total"] / 1e6,
-               "flops_vs_none": recs[0]["flops_per_clip"]["total"] / base_flops if base_flops else None}
-        for name, values in (("wall_s", [r["wall_s"] for r in recs]),
-                             ("train_cpu_s", [r.get("train_worker_cpu_s") for r in recs]),
-                             ("peak_rss_mb", [r.get("train_worker_peak_rss_mb") for r in recs]),
-                             ("step_time_s", [r["step_time_s"] for r in recs]),
-                             ("final_train_loss", [r["final_loss"] for r in recs]),
-                             ("recon_full", [recon.get(k, {}).get("full") for k in keys]),
-                             ("recon_running_cell", [recon.get(k, {}).get("running_cell") for k in keys]),
-                             ("knn_top1", knn), ("linear_top1", lin)):
-            row[name], row[name + "_sd"] = _mean_sd(values)
-        table.append(row)
-    return table
+
+    def ft(init: str) -> list[float]:
+        return [_pct(r["val_top1"]) for r in sorted(c["finetune"].values(), key=lambda r: r["seed"])
+                if r["init"] == init]
+
+    def probe(prefix: str, key: str) -> list[float]:
+        recs = [v for k, v in sorted(c["probes"].items()) if k.rsplit("-s", 1)[0] == prefix]
+        return [_pct(r[key]) for r in recs]
+
+    chance = next((v["chance"] for v in c["probes"].values() if "chance" in v), None)
+    out = {"chance": _pct(chance),
+           "finetune_top1": {"pretrained": ft(head["pretrained"]), "scratch": ft("scratch"),
+                             **{a: ft(a) for a in arms if ft(a)}},
+           "linear_top1": {"pretrained": probe(head["pretrained"], "linear"), "random": probe("random", "linear"),
+                           **{a: probe(a, "linear") for a in arms if probe(a, "linear")}},
+           "knn_top1": {"pretrained": probe(head["pretrained"], "knn"), "random": probe("random", "knn"),
+                        **{a: probe(a, "knn") for a in arms if probe(a, "knn")}},
+           "heldout_recon": {k: v["full"] for k, v in recon.items()}}
+    for key in ("finetune_top1", "linear_top1"):
+        pre, base = out[key]["pretrained"], out[key]["scratch" if key == "finetune_top1" else "random"]
+        if pre and base:
+            out[key]["gap_of_means"] = round(float(np.mean(pre) - np.mean(base)), 2)
+            out[key]["every_pretrained_above_every_baseline"] = bool(min(pre) > max(base))
+    arm_rows = {}
+    for a in arms:
+        recs = [r for r in c["pretrain"].values() if r["arm"] == a]
+        if not recs:
+            continue
+        arm_rows[a] = {"decoder": recs[0]["mask"]["decoder"], "seeds": [r["seed"] for r in recs],
+                       "epochs": recs[0].get("epochs"), "flops_per_clip": recs[0]["flops_per_clip"]["total"],
+                       "train_cpu_s": [r.get("train_worker_cpu_s") for r in recs],
+                       "wall_s": [r["wall_s"] for r in recs], "final_train_loss": [r["final_loss"] for r in recs],
+                       "heldout_recon": [recon.get(f"{a}-s{r['seed']}", {}).get("full") for r in recs]}
+    out["arms"] = arm_rows
+    if head.get("v1") in arm_rows and head["pretrained"] in arm_rows:
+        rc, v1 = arm_rows[head["pretrained"]], arm_rows[head["v1"]]
+        out["dual_masking"] = {"flops_ratio": rc["flops_per_clip"] / v1["flops_per_clip"],
+                               "finetune_top1": {"running_cell": ft(head["pretrained"]), "v1": ft(head["v1"])},
+                               "linear_top1": {"running_cell": probe(head["pretrained"], "linear"),
+                                               "v1": probe(head["v1"], "linear")}}
+    curve = [{"arm": "none (random init)", "epochs": 0.0,
+              "finetune_top1": _mean_sd(ft("scratch"))[0], "linear_top1": _mean_sd(probe("random", "linear"))[0],
+              "knn_top1": _mean_sd(probe("random", "knn"))[0]}]
+    for a in head.get("curve") or []:
+        if a in arm_rows:
+            s0 = min(arm_rows[a]["seeds"])
+            curve.append({"arm": a, "epochs": arm_rows[a]["epochs"],
+                          "finetune_top1": next(iter(ft(a)), None),
+                          "linear_top1": next(iter(probe(a, "linear")), None),
+                          "knn_top1": next(iter(probe(a, "knn")), None),
+                          "heldout_recon": recon.get(f"{a}-s{s0}", {}).get("full")})
+    out["curve"] = curve
+    return out
 
 
-def _fmt(v, digits: int = 3, pct: bool = False) -> str:
-    return "-" if v is None else f"{100 * v:.1f}" if pct else f"{v:.{digits}g}"
+def _fmt(v, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}g}"
 
 
-def _cell(row: dict, key: str, digits: int = 3, pct: bool = False) -> str:
-    sd = row.get(key + "_sd")
-    text = _fmt(row.get(key), digits, pct)
-    return text + (f" ± {_fmt(sd, 2, pct)}" if sd is not None else "")
+def _seeds(values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    mean, sd = _mean_sd(vals)
+    return " / ".join(f"{v:.1f}" for v in vals) + f" (mean {mean:.1f}" + (f" ± {sd:.1f})" if sd else ")")
 
 
 def render(summary: dict) -> str:
-    lines = ["| arm (decoder mask) | seeds | FLOPs/clip (M) | vs none | wall (s) | train CPU (s) | step (s) | "
-             "peak RSS (MB) | final train loss | held-out recon (full) | held-out recon (running cell) | "
-             "k-NN top-1 (%) | linear top-1 (%) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in summary["arms"]:
-        lines.append(f"| {r['arm']} ({r['decoder']}) | {','.join(map(str, r['seeds']))} | "
-                     f"{r['flops_per_clip_M']:.2f} | {_fmt(r['flops_vs_none'])} | {_cell(r, 'wall_s', 4)} | "
-                     f"{_cell(r, 'train_cpu_s', 3)} | {_cell(r, 'step_time_s', 2)} | {_cell(r, 'peak_rss_mb', 4)} | "
-                     f"{_cell(r, 'final_train_loss', 3)} | {_cell(r, 'recon_full', 3)} | "
-                     f"{_cell(r, 'recon_running_cell', 3)} | {_cell(r, 'knn_top1', pct=True)} | "
-                     f"{_cell(r, 'linear_top1', pct=True)} |")
-    rand = summary["random_init"]
-    lines += ["", "| frozen encoder | k-NN top-1 (%) | linear top-1 (%) |", "|---|---|---|"]
-    for r in summary["arms"]:
-        lines.append(f"| {r['arm']} | {_cell(r, 'knn_top1', pct=True)} | {_cell(r, 'linear_top1', pct=True)} |")
-    lines.append(f"| random init | {_cell(rand, 'knn_top1', pct=True)} | {_cell(rand, 'linear_top1', pct=True)} |")
-    lines += ["", "| classifier | seed | val top-1 (%) | val top-5 (%) | final train loss | wall (s) |",
-              "|---|---|---|---|---|---|"]
-    for _key, f in sorted(summary["finetune"].items()):
-        lines.append(f"| {f['init']} | {f['seed']} | {_fmt(f['val_top1'], pct=True)} | "
-                     f"{_fmt(f['val_top5'], pct=True)} | {_fmt(f['final_loss'])} | {f['wall_s']:.0f} |")
+    s = summary["summary"]
+    lines = [f"Chance: {_fmt(s['chance'])} %. Values per seed, then mean ± sd over seeds.", "",
+             "| top-1 (%) on held-out videos | per seed |", "|---|---|"]
+    head = summary["config"]["headline"]["pretrained"]
+    for key, title in (("finetune_top1", "fine-tuned"), ("linear_top1", "linear probe"), ("knn_top1", "k-NN")):
+        for init, values in s[key].items():
+            if isinstance(values, list) and init != head:  # the headline arm is the "pretrained" row
+                name = f"pre-trained ({head})" if init == "pretrained" else init
+                lines.append(f"| {title}: {name} | {_seeds(values)} |")
+    lines += ["", "| pre-training arm | decoder mask | epochs | FLOPs/clip (M) | train CPU (s) | final train loss | "
+                  "held-out recon |", "|---|---|---|---|---|---|---|"]
+    for a, r in s["arms"].items():
+        lines.append(f"| {a} | {r['decoder']} | {_fmt(r['epochs'], 4)} | {r['flops_per_clip'] / 1e6:.2f} | "
+                     f"{_seeds(r['train_cpu_s'])} | {_fmt(_mean_sd(r['final_train_loss'])[0])} | "
+                     f"{_fmt(_mean_sd(r['heldout_recon'])[0])} |")
+    lines += ["", "| pre-training length | epochs | fine-tuned top-1 (%) | linear top-1 (%) | k-NN top-1 (%) |",
+              "|---|---|---|---|---|"]
+    for p in s["curve"]:
+        lines.append(f"| {p['arm']} | {_fmt(p['epochs'], 4)} | {_fmt(p['finetune_top1'])} | "
+                     f"{_fmt(p['linear_top1'])} | {_fmt(p['knn_top1'])} |")
     if summary["step_cost"]:
-        lines += ["", "| preset | batch | decoder mask | FLOPs/clip (G) | vs none | CPU s/step | vs none | "
-                      "step peak (MB) | vs none |", "|---|---|---|---|---|---|---|---|---|"]
-        base = {s["preset"]: s for s in summary["step_cost"] if s["decoder"] == "none"}
-        for s in summary["step_cost"]:
-            b = base.get(s["preset"])
-            ratio = (lambda k, s=s, b=b: f"{s[k] / b[k]:.3f}" if b and b[k] else "-")  # noqa: E731
-            lines.append(f"| {s['preset']} | {s['batch']} | {s['decoder']} | {s['flops_per_clip'] / 1e9:.4g} | "
-                         f"{ratio('flops_per_clip')} | {s['cpu_s_per_step']:.3g} | {ratio('cpu_s_per_step')} | "
-                         f"{s['step_peak_mb']:.4g} | {ratio('step_peak_mb')} |")
+        lines += ["", "| preset | batch | decoder mask | FLOPs/clip (G) | CPU s/step | step peak (MB) |",
+                  "|---|---|---|---|---|---|"]
+        for c in summary["step_cost"]:
+            lines.append(f"| {c['preset']} | {c['batch']} | {c['decoder']} | {c['flops_per_clip'] / 1e9:.4g} | "
+                         f"{c['cpu_s_per_step']:.3g} | {c['step_peak_mb']:.4g} |")
     env = summary["environment"]
     lines += ["", f"Machine: {env['cpu']}, {env['cpus']} CPUs, {env['mem_gib']} GiB; Python {env['python']}, "
                   f"torch {env['torch']}, Ray {env['ray']}; commit {env['git_commit']}."]
@@ -262,77 +298,79 @@ def _save(fig, out: Path) -> None:
     plt.close(fig)
 
 
-def _plot_curves(lines: list[tuple[dict, dict]], ylabel: str, title: str, fontsize: int, out: Path) -> None:
-    """Training-loss curves: (run record with its `curve`, matplotlib line options) per line."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for rec, style in lines:
+def plot_pretrain(c: dict, out: Path) -> None:
+    """Training loss and the learning-health checks (held-out loss, probe) of every pre-training run."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colours: dict[str, str] = {}
+    for _, rec in sorted(c["pretrain"].items()):
+        style = {"color": colours.setdefault(rec["arm"], f"C{len(colours)}"), "label": f"{rec['arm']} s{rec['seed']}",
+                 "ls": ["-", "--", ":"][rec["seed"] % 3], "lw": 1}
         if rec["curve"]:
-            ax.plot(*zip(*rec["curve"], strict=True), **style)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=fontsize)
+            axes[0].plot(*zip(*rec["curve"], strict=True), **style)
+        h = rec["health"]
+        if h:
+            axes[1].plot([r["epoch"] for r in h], [r["heldout_loss"] for r in h], **style)
+            if "probe_top1" in h[0]:
+                axes[2].plot([r["epoch"] for r in h], [100 * r["probe_top1"] for r in h], **style)
+    zero = [r["heldout_loss_zero"] for rec in c["pretrain"].values() for r in rec["health"]]
+    if zero:
+        axes[1].axhline(float(np.mean(zero)), color="k", lw=0.6, ls=":", label="predict nothing")
+    axes[0].set(xlabel="step", ylabel="training loss (own decoded tokens)", title="pre-training loss")
+    axes[1].set(xlabel="epoch", ylabel="held-out loss (every hidden token)", title="held-out reconstruction")
+    axes[2].set(xlabel="epoch", ylabel="k-NN top-1 (%)", title="probe on frozen features")
+    for ax in axes:
+        ax.legend(fontsize=6)
     _save(fig, out)
 
 
-def plot_pretrain(c: dict, out: Path) -> None:
-    colours: dict[str, str] = {}
-    lines = [(rec, {"color": colours.setdefault(rec["arm"], f"C{len(colours)}"),
-                    "label": f"{rec['arm']} s{rec['seed']}", "ls": "-" if rec["seed"] == 0 else "--"})
-             for _, rec in sorted(c["pretrain"].items()) if rec["curve"]]
-    _plot_curves(lines, "training loss (on the arm's own decoded tokens)", "pre-training loss per arm (nano, tube 0.9)",
-                 7, out)
-
-
-def plot_finetune(c: dict, out: Path) -> None:
-    lines = [(rec, {"label": f"{rec['init']} s{rec['seed']} (val top-1 {_fmt(rec['val_top1'], pct=True)}%)"})
-             for _, rec in sorted(c["finetune"].items())]
-    _plot_curves(lines, "training loss (cross-entropy, smoothing 0.1)",
-                 "supervised training on the motion classes: pre-trained vs from scratch", 8, out)
-
-
-def plot_costs(arms: list[dict], out: Path) -> None:
-    """Each arm's cost and held-out loss relative to the V1 arm (none), the paper's Table 1 in miniature."""
-    base = next((a for a in arms if a["arm"] == "none"), None)
-    if base is None:
-        return
-    keys = [("flops_per_clip_M", "FLOPs"), ("train_cpu_s", "train CPU"), ("step_time_s", "step time"),
-            ("peak_rss_mb", "peak RSS"), ("recon_full", "held-out loss")]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    width = 0.8 / max(len(arms), 1)
-    for j, a in enumerate(arms):
-        vals = [(a[k] / base[k]) if a.get(k) and base.get(k) else 0 for k, _ in keys]
-        ax.bar(np.arange(len(keys)) + j * width, vals, width, label=a["arm"])
-    ax.axhline(1.0, color="k", lw=0.6)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(arms) - 1) / 2, [n for _, n in keys])
-    ax.set_ylabel("relative to none (V1)")
+def plot_curve(summary: dict, out: Path) -> None:
+    """Downstream accuracy against pre-training length (0 = random init / from scratch)."""
+    curve = summary["curve"]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for key, label in (("finetune_top1", "fine-tuned"), ("linear_top1", "linear probe"), ("knn_top1", "k-NN")):
+        pts = [(p["epochs"], p[key]) for p in curve if p.get(key) is not None and p.get("epochs") is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    if summary.get("chance"):
+        ax.axhline(summary["chance"], color="k", lw=0.6, ls=":", label="chance")
+    ax.set(xlabel="pre-training epochs", ylabel="top-1 on held-out videos (%)",
+           title="downstream accuracy vs pre-training length")
+    ax.set_xscale("symlog", linthresh=10)
     ax.legend(fontsize=7)
     _save(fig, out)
 
 
-def write_report(results: Path, runs: Path, config: dict, root: Path) -> dict:
+def plot_finetune(c: dict, out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours: dict[str, str] = {}
+    for _, rec in sorted(c["finetune"].items()):
+        if rec["val_curve"]:
+            ax.plot(*zip(*[(s, 100 * v) for s, v in rec["val_curve"]], strict=True), marker=".",
+                    color=colours.setdefault(rec["init"], f"C{len(colours)}"), label=f"{rec['init']} s{rec['seed']}")
+    ax.set(xlabel="fine-tuning step", ylabel="val top-1 per video (%)",
+           title="fine-tuning on the labeled videos: from pre-trained vs from scratch")
+    ax.legend(fontsize=7)
+    _save(fig, out)
+
+
+def write_report(results: Path, config: dict, root: Path) -> dict:
     c = collect(results)
-    rand = [e for e in c["evaluate"].values() if e["model"] == "random_init"]
-    rand_row = {}
-    for mode in ("knn", "linear"):
-        rand_row[f"{mode}_top1"], rand_row[f"{mode}_top1_sd"] = _mean_sd([e["top1"] for e in rand
-                                                                          if e["mode"] == mode])
     order = [(sc["preset"], d) for sc in config.get("step_cost", []) for d in sc["decoders"]]
     costs = sorted(c["step_cost"], key=lambda s: order.index((s["preset"], s["decoder"]))
                    if (s["preset"], s["decoder"]) in order else len(order))
-    summary = {"arms": arm_table(c, [a["name"] for a in config["arms"]]), "random_init": rand_row,
-               "step_cost": costs,
-               "finetune": c["finetune"], "pretrain": c["pretrain"],
-               "evaluate": c["evaluate"], "recon": c["recon"], "data": c["data"], "config": config,
-               "environment": environment(root)}
+    summary = {"summary": summarise(c, config), "step_cost": costs, "finetune": c["finetune"],
+               "pretrain": c["pretrain"], "probes": c["probes"], "recon": c["recon"], "data": c["data"],
+               "config": config, "environment": environment(root)}
     pictures = []
     if c["pretrain"]:
-        plot_pretrain(c, results / "pretrain_loss.png")
-        plot_costs(summary["arms"], results / "costs.png")
-        pictures += ["pretrain_loss.png"] + (["costs.png"] if (results / "costs.png").exists() else [])
+        plot_pretrain(c, results / "pretrain.png")
+        pictures.append("pretrain.png")
+    if len(summary["summary"]["curve"]) > 1:
+        plot_curve(summary["summary"], results / "curve.png")
+        pictures.append("curve.png")
     if c["finetune"]:
-        plot_finetune(c, results / "finetune_loss.png")
-        pictures.append("finetune_loss.png")
+        plot_finetune(c, results / "finetune.png")
+        pictures.append("finetune.png")
     if (results / "reconstruction.png").exists():
         pictures.append("reconstruction.png")
     summary["pictures"] = pictures
@@ -348,7 +386,7 @@ def _vm(key: str) -> int:
     return next((int(line.split()[1]) for line in lines if line.startswith(key + ":")), 0)
 
 
-def step_cost(preset: str, decoder: str, batch: int, steps: int, seed: int = 0) -> dict:
+def step_cost(preset: str, decoder: str, batch: int, steps: int, overrides: dict | None = None, seed: int = 0) -> dict:
     """Training steps of one model in this (fresh) process, one torch thread: CPU and wall time per step (median
     after one untimed step) and the step's peak memory: VmHWM after the steps minus VmHWM before the first (model,
     optimizer and clip already built), i.e. activations + gradients + AdamW state at their peak."""
@@ -361,7 +399,7 @@ def step_cost(preset: str, decoder: str, batch: int, steps: int, seed: int = 0) 
 
     torch.set_num_threads(1)  # CPU time then measures the step's own compute, not waiting for a shared core
     torch.manual_seed(seed)
-    model = create_model(preset)
+    model = create_model(preset, **(overrides or {}))
     cfg = model.cfg
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     masking = MaskingConfig(encoder="tube", encoder_ratio=ENC_RATIO, decoder=decoder, decoder_ratio=DEC_RATIO)
@@ -377,14 +415,15 @@ def step_cost(preset: str, decoder: str, batch: int, steps: int, seed: int = 0) 
         if i:
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
-    return {"preset": preset, "decoder": decoder, "batch": batch, "steps": steps,
+    return {"preset": preset, "overrides": overrides or {}, "decoder": decoder, "batch": batch, "steps": steps,
             "cpu_s_per_step": float(np.median(cpu)), "wall_s_per_step": float(np.median(wall)),
             "step_peak_mb": (_vm("VmHWM") - before) / 1024, "process_peak_mb": _vm("VmHWM") / 1024,
             "flops_per_clip": masked_pretrain_flops(cfg, masking).total}
 
 
-if __name__ == "__main__":  # `python scripts/experiments_report.py step-cost PRESET DECODER BATCH STEPS`: one JSON line
-    if len(sys.argv) != 6 or sys.argv[1] != "step-cost":
+if __name__ == "__main__":  # `... step-cost PRESET DECODER BATCH STEPS [OVERRIDES_JSON]`: one JSON line
+    if len(sys.argv) not in (6, 7) or sys.argv[1] != "step-cost":
         raise SystemExit(__doc__)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    print(json.dumps(step_cost(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))))
+    print(json.dumps(step_cost(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                               json.loads(sys.argv[6]) if len(sys.argv) == 7 else None)))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: ffmpeg and libjpeg's headers from Debian (where missing), a virtual environment in .venv,
-# the project with its test extra, torch/torchvision pinned by constraints.txt.
+# Set up a fresh machine: ffmpeg, libjpeg's headers and (for the page's browser tests) Chromium with its chromedriver
+# from Debian (where missing), a virtual environment in .venv, the project with its test extra, torch/torchvision pinned
+# by constraints.txt.
 # Usage: bash scripts/setup.sh            (idempotent; re-running only installs what is missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,20 @@ if [ ! -f /usr/include/jpeglib.h ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libjpeg62-turbo-dev gcc >/dev/null; } \
     || echo "[setup] could not install libjpeg62-turbo-dev: training will decode whole JPEG frames (slower, same samples)"
+fi
+
+# Headless Chromium and chromedriver for tests/api/test_api_page.py (the page at / in a real browser, driven by
+# Selenium). Debian's packages: nothing is downloaded by the tests. The server itself never needs them.
+if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing chromium and chromium-driver from Debian (the page's browser tests)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  chromedriver --version | head -n 1
+else
+  echo "[setup] no chromium/chromedriver (no apt-get here): tests/api/test_api_page.py will fail until they are installed"
 fi
 
 PY=${PYTHON:-python3}

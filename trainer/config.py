@@ -193,6 +193,21 @@ class EvalSection(_Section):
     batch_size: int = Field(16, ge=1)
 
 
+class MonitorSection(_Section):
+    """Learning health of a pre-training run (trainer/monitor.py): every `every` steps and at the end, the held-out
+    reconstruction loss, a probe on frozen features (when the data has labels) and a reconstruction picture."""
+
+    enabled: bool = True
+    every: int | None = Field(None, ge=1)  # steps between checks (None: only at the end)
+    split: str = "val"  # held-out clips: never trained on (none in the data: the monitor is off, with a warning)
+    max_clips: int = Field(128, ge=1)
+    mask_seed: int = 1234  # tube masks fixed per held-out clip: every check and every run scores the same tokens
+    probe: Literal["knn", "linear", "none"] = "knn"  # fit on labeled clips of data.split, scored on `split`'s
+    probe_train_clips: int = Field(1024, ge=1)
+    pictures: bool = True  # <run_dir>/monitor/step_<step>.png
+    picture_clips: int = Field(2, ge=1)
+
+
 class DebugSection(_Section):
     # For the fault-tolerance test only: the worker kills its own process at this step, on the first attempt.
     fail_at_step: int | None = Field(None, ge=1)
@@ -260,6 +275,7 @@ class _Recipe(_Section):
 
 class PretrainConfig(_Recipe):
     mask: MaskSection = Field(default_factory=MaskSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
     @property
     def sample_masks(self) -> MaskingConfig:
@@ -297,13 +313,15 @@ class EvaluateConfig(_Labeled):
     run: RunSection
     data: DataSection
     model: ModelSection
-    mode: Literal["knn", "linear", "classifier"] = "knn"
+    # probes: k-NN and the linear probe on the same features, one run (the experiments' frozen-feature protocol)
+    mode: Literal["knn", "linear", "probes", "classifier"] = "knn"
     train_split: str = "train"
     eval: EvalSection = Field(default_factory=EvalSection)
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     linear_epochs: int = Field(100, ge=1)
     linear_lr: float = Field(1e-2, gt=0)
+    linear_seeds: list[int] | None = None  # probes: the linear probe's seeds (default: [run.seed])
 
 
 # ---------------------------------------------------------------------------------------------- the recipes

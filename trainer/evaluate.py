@@ -5,6 +5,8 @@
 - `knn`: pooled encoder features (centre view) of the labeled clips of `train_split` and `eval.split`; weighted k-NN
   (k = `knn_k`, temperature `knn_temperature`) on L2-normalised features; top-1 per clip.
 - `linear`: a linear classifier on the same frozen, standardised features; top-1 per clip.
+- `probes`: both on the same features, the linear probe once per seed of `linear_seeds` (default: run.seed), and
+  the chance level (the share of the most frequent class among the scored clips).
 - `classifier`: the model's own head with multi-view testing (`eval.num_clips` x `eval.num_crops`, probabilities
   averaged per video, the reference's protocol); top-1/top-5 per video.
 
@@ -65,12 +67,21 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
         train_x, train_y = features(cfg.train_split)
         test_x, test_y = features(cfg.eval.split)
         n = int(max(train_y.max(), test_y.max())) + 1
-        if cfg.mode == "knn":
-            top1 = evaluation.knn_accuracy(train_x, train_y, test_x, test_y, cfg.knn_k, cfg.knn_temperature, n)
+        def knn() -> float:
+            return evaluation.knn_accuracy(train_x, train_y, test_x, test_y, cfg.knn_k, cfg.knn_temperature, n)
+
+        def linear(seed: int) -> float:
+            return evaluation.linear_probe_accuracy(train_x, train_y, test_x, test_y, n, cfg.linear_epochs,
+                                                    cfg.linear_lr, seed)
+
+        out = {"train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
+        if cfg.mode == "probes":
+            seeds = cfg.linear_seeds or [cfg.run.seed]
+            out.update(knn=knn(), linear_seeds={str(s): linear(s) for s in seeds},
+                       chance=float(torch.bincount(test_y).max()) / len(test_y))
+            out["linear"] = sum(out["linear_seeds"].values()) / len(seeds)
         else:
-            top1 = evaluation.linear_probe_accuracy(train_x, train_y, test_x, test_y, n, cfg.linear_epochs,
-                                                    cfg.linear_lr, cfg.run.seed)
-        out = {"top1": top1, "train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
+            out["top1"] = knn() if cfg.mode == "knn" else linear(cfg.run.seed)
     out["mode"] = cfg.mode
     loop.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
     result = storage.join(cfg.run.run_dir, f"eval_{cfg.mode}.json")

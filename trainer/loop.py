@@ -60,7 +60,8 @@ class Task:
 
     model: torch.nn.Module  # bare, freshly built (and initialised) on this worker
     loss: Callable[[torch.nn.Module, Batch], torch.Tensor]  # (wrapped model, batch on the device) -> scalar loss
-    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None  # every rank calls it; metrics to report
+    # (wrapped model, step) -> metrics to report; every rank calls it at the same steps
+    validate: Callable[[torch.nn.Module, int], dict[str, float]] | None = None
     validate_every: int | None = None  # steps between validations; validation also runs at the end
 
     def validates_at(self, step: int, last: bool) -> bool:
@@ -270,7 +271,7 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
                        epoch=samples_seen / length.epoch_length, attempt_start_step=start,
                        attempt_first_seq=window.first_seq)
         if validating:
-            metrics.update(task.validate(model))
+            metrics.update(task.validate(model, step))
         if sink is not None:
             sink.log(step, metrics)
             if window.data is not None:

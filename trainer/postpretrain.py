@@ -88,7 +88,7 @@ def make_task(cfg: PostpretrainConfig, classes: dict, worker: loop.Worker) -> lo
     arch = model.cfg
     views = evaluation.ViewSpec(arch.img_size, arch.num_frames, cfg.data.frame_step, cfg.eval.num_crops)
 
-    def validate(model: torch.nn.Module) -> dict[str, float]:
+    def validate(model: torch.nn.Module, step: int) -> dict[str, float]:
         hits = evaluation.classify_videos(model, videos, views, device=worker.device,
                                           batch_size=cfg.eval.batch_size, label_map=label_map)
         t1, t5, n = sum_across_workers([hits["top1_hits"], hits["top5_hits"], hits["videos"]], worker.device)

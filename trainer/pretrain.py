@@ -26,7 +26,9 @@ if __package__ in (None, ""):
 import torch
 
 from trainer import loop
+from trainer.checkpointing import unwrap
 from trainer.config import PretrainConfig
+from trainer.monitor import Monitor
 from videomae.model import VideoMAEPretrain
 
 
@@ -40,8 +42,20 @@ def main(argv: list[str] | None = None, cfg: PretrainConfig | None = None):
 
 
 def make_task(cfg: PretrainConfig, info: dict, worker: loop.Worker) -> loop.Task:
-    """On each worker: the pre-training model; its loss is the model's own (targets and loss live in the model)."""
-    return loop.Task(VideoMAEPretrain(cfg.model.architecture()), masked_reconstruction_loss)
+    """On each worker: the pre-training model; its loss is the model's own (targets and loss live in the model); the
+    learning-health checks (trainer/monitor.py) as its validation."""
+    model = VideoMAEPretrain(cfg.model.architecture())
+    monitor = None
+    if cfg.monitor.enabled:
+        try:
+            monitor = Monitor(cfg, model.cfg)
+        except ValueError as e:  # an unlabeled corpus without a held-out split: train, say what is not watched
+            loop.log.warning("monitor off: %s", e)
+
+    def check(wrapped: torch.nn.Module, step: int) -> dict[str, float]:
+        return monitor.check(unwrap(wrapped), step, worker.device, worker.rank)
+
+    return loop.Task(model, masked_reconstruction_loss, check if monitor else None, cfg.monitor.every)
 
 
 def masked_reconstruction_loss(model: torch.nn.Module, batch: loop.Batch) -> torch.Tensor:

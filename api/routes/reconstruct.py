@@ -1,4 +1,5 @@
-"""POST /v1/reconstruct: a video upload -> the masked clip's reconstruction (PNG grid, or JSON with the numbers)."""
+"""POST /v1/reconstruct: a video upload -> the masked clip's reconstruction (PNG grid, or JSON with the numbers and the
+grid or one image per frame)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ router = v1_router(tags=["inference"])
 
 _PNG = {200: {"content": {"image/png": {}, "application/json": {"schema": {
     "$ref": "#/components/schemas/ReconstructResponse"}}},
-    "description": "image/png by default; application/json with format=json"}}
+    "description": "image/png by default; application/json with format=json or format=frames"}}
 
 
 @router.post("/reconstruct", response_model=ReconstructResponse, responses={**UPLOAD_ERRORS, **_PNG},
@@ -26,7 +27,7 @@ async def reconstruct(request: Request, opts: Annotated[ReconstructOptions, Quer
     host.require_decoder()  # before reading the upload: a model without a decoder cannot answer anyway
     async with received_upload(request, host.settings) as path, host.deadline():
         body, png = await reconstruct_video(host, path, opts)
-    if opts.format == "json":
+    if opts.format != "png":
         return body
     headers = {"X-Reconstruction-Loss": f"{body.loss:.6g}", "X-Reconstruction-PSNR": f"{body.psnr:.4f}",
                "X-Frame-Indices": ",".join(map(str, body.frame_indices))}

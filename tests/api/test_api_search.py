@@ -113,4 +113,7 @@ def test_search_needs_the_key(search_server):
 def test_search_without_an_index_is_409(server):
     with server.client() as c:
         r = c.post("/v1/search", params={"video_id": "x"})
-    assert r.status_code == 409 and r.json()["error"] == "no_index"
+        assert r.status_code == 409 and r.json()["error"] == "no_index"
+        for params, path in (({}, "/v1/index"), ({"clip_id": "x"}, "/v1/search/thumbnail")):
+            r = c.get(path, params=params)
+            assert r.status_code == 409 and r.json()["error"] == "no_index", path

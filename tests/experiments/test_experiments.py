@@ -1,9 +1,10 @@
-"""The reproduction's pipeline end to end, shortened (configs/experiments/quick.yaml): sample videos -> two ingests
--> pre-training arms -> fine-tune vs scratch -> k-NN / linear probe -> held-out reconstruction -> report.
+"""The data-efficiency experiment end to end, shortened (configs/experiments/quick.yaml): generated videos -> ingest
+-> pre-training arms -> fine-tuning from each and from scratch -> probes of every encoder and of a random one ->
+held-out reconstruction -> report -> published results, then scripts/check_results.py on a fresh set.
 
 Real subprocesses (ingest, Ray Train, evaluation), as `python scripts/experiments.py --quick` runs them. It checks
-that every stage runs and writes its outputs, not the numbers (a few steps say nothing about them): docs/results.md
-holds the full run.
+that every stage runs and writes its outputs and the results.json schema, not the numbers (a few steps say nothing
+about them): docs/results.md holds the full run.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import experiments  # noqa: E402
 
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "configs/experiments/quick.yaml").read_text().replace("from_arm: running_cell",
-                                                                              "from_arm: nope"))
-    with pytest.raises(SystemExit, match="postpretrain.from_arm: no arm 'nope'"):
+    quick = (ROOT / "configs/experiments/quick.yaml").read_text()
+    bad.write_text(quick.replace("from_arms: [running_cell]", "from_arms: [nope]"))
+    with pytest.raises(SystemExit, match="finetune.from_arms: no arm 'nope'"):
         experiments.load_config(bad)
-    bad.write_text((ROOT / "configs/experiments/quick.yaml").read_text() + "\nstepz: 3\n")
+    bad.write_text(quick + "\nstepz: 3\n")
     with pytest.raises(SystemExit, match="stepz: Extra inputs are not permitted"):
         experiments.load_config(bad)
 
@@ -49,8 +50,12 @@ def test_process_watch_sees_a_child_process():
     assert usage["train_workers_found"] == 0 and usage["train_worker_cpu_s"] is None
 
 
+def _per_seed(values, n):
+    return isinstance(values, list) and len(values) == n and all(isinstance(v, (int, float)) for v in values)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_quick_pipeline_writes_every_output(tmp_path):
     out = tmp_path / "exp"
     publish = tmp_path / "published"
@@ -59,27 +64,42 @@ def test_quick_pipeline_writes_every_output(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
 
     results = out / "results"
-    summary = json.loads((results / "results.json").read_text())
+    full = json.loads((results / "results.json").read_text())
+    s = full["summary"]
     cfg = experiments.load_config(ROOT / "configs/experiments/quick.yaml")
-    assert {a["arm"] for a in summary["arms"]} == {a.name for a in cfg.arms}
-    for arm in summary["arms"]:
-        # Every arm's cost columns come from real measurements: FLOPs, wall, the Ray Train worker's CPU and memory.
-        assert arm["flops_per_clip_M"] > 0 and arm["wall_s"] > 0
-        assert arm["train_cpu_s"] > 0 and arm["peak_rss_mb"] > 50, arm
-        assert arm["recon_full"] is not None and arm["knn_top1"] is not None and arm["linear_top1"] is not None
-    rc = next(a for a in summary["arms"] if a["arm"] == "running_cell")
-    assert rc["flops_vs_none"] < 1  # running cell decodes half the tokens: fewer FLOPs by construction
-    assert {f["init"] for f in summary["finetune"].values()} == {"pretrained", "scratch"}
-    assert all(f["val_top1"] is not None for f in summary["finetune"].values())
-    assert summary["random_init"]["knn_top1"] is not None
-    assert summary["recon"]["clips"] >= 1
-    for name in ("summary.md", "pretrain_loss.png", "finetune_loss.png", "reconstruction.png", "costs.png"):
+    # The published schema (docs/results.md, scripts/check_results.py): one value per seed, percent.
+    assert 0 < s["chance"] < 100
+    assert _per_seed(s["finetune_top1"]["pretrained"], len(cfg.finetune.seeds))
+    assert _per_seed(s["finetune_top1"]["scratch"], len(cfg.finetune.seeds))
+    assert _per_seed(s["linear_top1"]["pretrained"], len(cfg.arm("running_cell").seeds))
+    assert _per_seed(s["linear_top1"]["random"], len(cfg.probes.random_seeds))
+    assert set(s["arms"]) == {a.name for a in cfg.arms}
+    for arm in s["arms"].values():  # costs from real measurements: FLOPs, the Ray Train worker's CPU
+        assert arm["flops_per_clip"] > 0 and all(c and c > 0 for c in arm["train_cpu_s"])
+        assert all(r is not None for r in arm["heldout_recon"])
+    assert s["dual_masking"]["flops_ratio"] < 1  # running cell decodes half the tokens: fewer FLOPs by construction
+    assert [p["arm"] for p in s["curve"]] == ["none (random init)", "running_cell"]
+    assert s["curve"][0]["epochs"] == 0 < s["curve"][1]["epochs"]
+    # The learning-health checks of each pre-training run reached the report.
+    assert all(rec["health"] and "heldout_loss" in rec["health"][-1] for rec in full["pretrain"].values())
+    for name in ("results.json", "summary.md", "pretrain.png", "curve.png", "finetune.png", "reconstruction.png"):
         assert (publish / name).stat().st_size > 0, name
-        assert (publish / name).read_bytes() == (results / name).read_bytes()
     assert (publish / "reconstruction.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import videomae
+
+    model = videomae.load_model(str(publish / "model"))
+    assert model.has_decoder and model.cfg.patch_size == 8
 
     # A rerun keeps finished units: nothing is trained again and the report is rewritten from the same results.
     again = subprocess.run(cmd[:-2] + ["--only", "data,pretrain,finetune,report"], cwd=ROOT, capture_output=True,
                            text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "$ " not in again.stderr + again.stdout  # no stage command was started
+
+    # Anyone can re-check the published encoder on videos nobody has seen (tiny here).
+    check = subprocess.run([sys.executable, "scripts/check_results.py", "--seed", "5", "--results", str(publish),
+                            "--train-per-class", "2", "--val-per-class", "1"], cwd=ROOT, capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stderr[-3000:]
+    last = check.stdout.strip().splitlines()[-1]
+    assert last.startswith("linear top-1: published ") and last.endswith(" %") and ", random " in last

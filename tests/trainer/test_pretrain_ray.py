@@ -37,6 +37,24 @@ def test_loss_falls_and_the_run_is_loadable(pretrained):
     assert (Path(cfg.run.run_dir) / "config.yaml").exists()  # the resolved config beside the checkpoints
 
 
+def test_monitor_reports_learning_health(pretrained):
+    """Held-out loss against predicting nothing, a k-NN probe on the labeled motion clips, and a picture per check
+    (monitor.every 50: at steps 50 and 100)."""
+    cfg, _ = pretrained
+    checks = [r for r in read_metrics(cfg.run.run_dir) if "heldout_loss" in r]
+    assert [r["step"] for r in checks] == [50, 100]
+    for r in checks:
+        assert 0 < r["heldout_loss"] < 2 and 0 < r["heldout_loss_zero"] < 2
+        assert 0 <= r["probe_top1"] <= 1
+    # The same held-out clips under the same fixed masks at every check: the "predict nothing" loss is a constant of
+    # the data, the model's loss moves with the weights. (Whether 100 steps beat it depends on the data: on the
+    # sample set they do not yet, at 1.004 against 0.998 in one CI run.)
+    assert checks[0]["heldout_loss_zero"] == pytest.approx(checks[1]["heldout_loss_zero"], rel=1e-5)
+    assert checks[0]["heldout_loss"] != checks[1]["heldout_loss"]
+    pictures = sorted(p.name for p in (Path(cfg.run.run_dir) / "monitor").glob("*.png"))
+    assert pictures == ["step_0000050.png", "step_0000100.png"]
+
+
 def test_same_seed_same_first_loss(ray_session, sample_shards, tmp_path):
     losses = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):

@@ -74,6 +74,8 @@ class Arm(Strict):
 class Finetune(StageConfig):
     from_arms: list[str] = Field(min_length=1)  # seed s fine-tunes the arm's model of seed s (arms without it: none)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # true: every seed fine-tunes the arm's first model (the spread is the fine-tuning seed's, not pre-training's)
+    one_model_per_arm: bool = False
     scratch_seeds: list[int] | None = None  # default: `seeds`
 
 
@@ -100,6 +102,7 @@ class Headline(Strict):
 
     pretrained: str = "running_cell"  # the V2 arm: fine-tuned from it vs from scratch; its probe vs random init
     v1: str | None = "none"  # the arm without decoder masking, for "running cell reaches V1 at 0.79x the FLOPs"
+    v1_pair: str | None = None  # the running-cell arm compared with `v1` (same schedule); default: `pretrained`
     curve: list[str] = Field(default_factory=list)  # arms of the pre-training-length curve, shortest first
     publish_model: str = "running_cell-s0"  # the encoder copied to `--publish DIR`/model
 
@@ -130,7 +133,8 @@ class ExperimentConfig(Strict):
     def _known_arms(self) -> ExperimentConfig:
         for key, names in (("finetune.from_arms", self.finetune.from_arms), ("headline.curve", self.headline.curve),
                            ("headline.pretrained", [self.headline.pretrained]),
-                           ("headline.v1", [self.headline.v1] if self.headline.v1 else [])):
+                           ("headline.v1", [self.headline.v1] if self.headline.v1 else []),
+                           ("headline.v1_pair", [self.headline.v1_pair] if self.headline.v1_pair else [])):
             for name in names:
                 try:
                     self.arm(name)
@@ -248,7 +252,7 @@ class Experiment:
         units = []
         for seed in sorted(set(ft.seeds) | set(scratch)):
             units += [(arm, seed, str(self.model_dir(arm, seed))) for arm in ft.from_arms
-                      if seed in ft.seeds and seed in self.cfg.arm(arm).seeds]
+                      if seed in ft.seeds and (ft.one_model_per_arm or seed in self.cfg.arm(arm).seeds)]
             units += [("scratch", seed, "null")] if seed in scratch else []
         for init, seed, init_from in units:
             name = f"finetune-{init}-s{seed}"

@@ -226,12 +226,18 @@ def summarise(c: dict, config: dict) -> dict:
                        "wall_s": [r["wall_s"] for r in recs], "final_train_loss": [r["final_loss"] for r in recs],
                        "heldout_recon": [recon.get(f"{a}-s{r['seed']}", {}).get("full") for r in recs]}
     out["arms"] = arm_rows
-    if head.get("v1") in arm_rows and head["pretrained"] in arm_rows:
-        rc, v1 = arm_rows[head["pretrained"]], arm_rows[head["v1"]]
-        out["dual_masking"] = {"flops_ratio": rc["flops_per_clip"] / v1["flops_per_clip"],
-                               "finetune_top1": {"running_cell": ft(head["pretrained"]), "v1": ft(head["v1"])},
-                               "linear_top1": {"running_cell": probe(head["pretrained"], "linear"),
-                                               "v1": probe(head["v1"], "linear")}}
+    pair = head.get("v1_pair") or head["pretrained"]
+    if head.get("v1") in arm_rows and pair in arm_rows:
+        rc, v1 = arm_rows[pair], arm_rows[head["v1"]]
+        out["dual_masking"] = {"arms": [pair, head["v1"]], "flops_ratio": rc["flops_per_clip"] / v1["flops_per_clip"],
+                               "train_cpu_s": {"running_cell": rc["train_cpu_s"], "v1": v1["train_cpu_s"]},
+                               "final_train_loss": {"running_cell": rc["final_train_loss"],
+                                                    "v1": v1["final_train_loss"]},
+                               "heldout_recon": {"running_cell": rc["heldout_recon"], "v1": v1["heldout_recon"]},
+                               "finetune_top1": {"running_cell": ft(pair), "v1": ft(head["v1"])},
+                               "linear_top1": {"running_cell": probe(pair, "linear"),
+                                               "v1": probe(head["v1"], "linear")},
+                               "knn_top1": {"running_cell": probe(pair, "knn"), "v1": probe(head["v1"], "knn")}}
     curve = [{"arm": "none (random init)", "epochs": 0.0,
               "finetune_top1": _mean_sd(ft("scratch"))[0], "linear_top1": _mean_sd(probe("random", "linear"))[0],
               "knn_top1": _mean_sd(probe("random", "knn"))[0]}]
@@ -275,6 +281,15 @@ def render(summary: dict) -> str:
         lines.append(f"| {a} | {r['decoder']} | {_fmt(r['epochs'], 4)} | {r['flops_per_clip'] / 1e6:.2f} | "
                      f"{_seeds(r['train_cpu_s'])} | {_fmt(_mean_sd(r['final_train_loss'])[0])} | "
                      f"{_fmt(_mean_sd(r['heldout_recon'])[0])} |")
+    dm = s.get("dual_masking")
+    if dm:
+        rc, v1 = dm["arms"]
+        lines += ["", f"Dual masking ({rc} against {v1}, the same schedule): {dm['flops_ratio']:.3f}x the FLOPs per "
+                      f"clip; held-out reconstruction {_seeds(dm['heldout_recon']['running_cell'])} against "
+                      f"{_seeds(dm['heldout_recon']['v1'])} (every hidden token decoded, fixed masks; lower is "
+                      f"better); "
+                      f"linear probe {_seeds(dm['linear_top1']['running_cell'])} % against "
+                      f"{_seeds(dm['linear_top1']['v1'])} %."]
     lines += ["", "| pre-training length | epochs | fine-tuned top-1 (%) | linear top-1 (%) | k-NN top-1 (%) |",
               "|---|---|---|---|---|"]
     for p in s["curve"]:

@@ -72,6 +72,7 @@ class Variant:
     ft_mixup: float = 0.0
     ft_seeds: tuple[int, ...] = (0, 1)
     seed: int = 0
+    compile: bool = True  # inductor: ~2x the nano step on this CPU after a compile of a few minutes
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -129,7 +130,7 @@ def pretrain(v: Variant, x: np.ndarray, pool: np.ndarray, log) -> tuple[VideoMAE
     cfg = model.cfg
     opt = build_optimizer(model, OptimSection(lr=v.lr, weight_decay=v.weight_decay, betas=(0.9, 0.95)))
     sched = Schedule(v.lr, 1e-5, 0.0, v.warmup, v.steps)
-    step_fn = torch.compile(model)
+    step_fn = torch.compile(model) if v.compile else model
     masking = MaskingConfig(encoder="tube", encoder_ratio=0.9, decoder=v.decoder, decoder_ratio=0.5)
     rng = np.random.default_rng(v.seed)
     losses, snaps, t0 = [], {}, time.perf_counter()
@@ -141,7 +142,7 @@ def pretrain(v: Variant, x: np.ndarray, pool: np.ndarray, log) -> tuple[VideoMAE
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (step + 1) % 500 == 0:
             log(f"  pre-train step {step + 1}/{v.steps}: loss {np.mean(losses[-100:]):.4f} "
                 f"({time.perf_counter() - t0:.0f} s)")
@@ -199,7 +200,7 @@ def finetune(v: Variant, x, tr, va, ytr, yva, videos, init: dict | None, seed: i
     opt = build_optimizer(clf, OptimSection(lr=v.ft_lr, weight_decay=0.05, betas=(0.9, 0.999),
                                             layer_decay=v.ft_layer_decay))
     sched = Schedule(v.ft_lr, 1e-5, 0.0, 50, v.ft_steps)
-    step_fn = torch.compile(clf)
+    step_fn = torch.compile(clf) if v.compile else clf
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     mixup = None
     if v.ft_mixup > 0:
@@ -279,6 +280,9 @@ STUDIES: dict[str, list[Variant]] = {
              replace(BASE, name="swarm (4-6 flat-coloured sprites on a colour ramp)")],
     "grid": [replace(BASE, name="patch 16: 4x4x4 = 64 tokens", overrides={}),
              replace(BASE, name="patch 8: 4x8x8 = 256 tokens")],
+    # the whole path in seconds (tests/bench/test_learning_bench.py): not a measurement
+    "smoke": [Variant("smoke", data=replace(SWARM, train=1, val=1, pool=2), steps=3, batch=4, warmup=1,
+                      snapshots=(2,), ft_steps=2, ft_seeds=(0,), compile=False)],
 }
 
 
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             print(name, *(f"  - {v.name}" for v in variants), sep="\n")
         return 0
     torch.set_num_threads(args.threads)
-    studies = list(STUDIES) if args.study == "all" else [args.study]
+    studies = [s for s in STUDIES if s != "smoke"] if args.study == "all" else [args.study]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["study"], r["variant"]["name"]) for r in map(json.loads, args.json.read_text().splitlines())} \
         if args.json.exists() else set()

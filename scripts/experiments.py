@@ -164,9 +164,11 @@ def validate_stage_configs(cfg: ExperimentConfig) -> None:
 class ProcessWatch(Watch):
     """bench/processes.py's `Watch` over one service command's process tree (peak RSS from the kernel's VmHWM, CPU
     time per process), summed for the results: the Ray Train worker (`ray::RayTrainWorker...` titles) is the training
-    process; data tasks run elsewhere."""
+    process; data tasks run elsewhere. Sampled every 2 s: a scan of the tree costs CPU that the run itself needs (at
+    0.5 s the sampler took ~20 % of a core beside a training run), and CPU time is cumulative, so only the last
+    interval of a process can go unseen."""
 
-    def __init__(self, root_pid: int, interval: float = 0.5):
+    def __init__(self, root_pid: int, interval: float = 2.0):
         super().__init__(pid=root_pid, interval=interval)
 
     def summary(self) -> dict:

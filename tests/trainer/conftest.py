@@ -31,6 +31,7 @@ def pretrained(ray_session, sample_shards, tmp_path_factory):
 
     storage = tmp_path_factory.mktemp("runs")
     cfg = recipe("pretrain", TINY, sample_shards, storage, "pre100", "optim.max_steps=100", "optim.warmup_steps=10",
-                 "optim.lr=3e-3", "run.log_every=10", "run.checkpoint_every=50", "monitor.every=50")
+                 "optim.lr=3e-3", "run.log_every=10", "run.checkpoint_every=50", "monitor.enabled=true",
+                 "monitor.every=50")
     result = pretrain.main(cfg=cfg)
     return cfg, result

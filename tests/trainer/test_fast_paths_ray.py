@@ -46,7 +46,7 @@ RUNS = {
     "single": ("scaling.num_workers=1", "scaling.cpus_per_worker=1", "data.batch_size=8", "data.streams=2",
                "optim.max_steps=12"),
     "fsdp": (*TWO, "scaling.strategy=fsdp", "model.grad_checkpointing=true", "optim.max_steps=8",
-             "debug.fail_at_step=6"),
+             "debug.fail_at_step=6", "monitor.enabled=true", "monitor.every=4"),  # the checks gather weights too
     "bf16": (*TWO, "scaling.precision=bf16", "optim.max_steps=4"),
     "compiled": (*TWO, "model.compile=true", "optim.max_steps=6", "debug.fail_at_step=5"),
 }
@@ -183,6 +183,9 @@ def test_fsdp_with_grad_checkpointing_matches_ddp_and_resumes(runs):
     step 6, it resumes from its own (gathered) step-4 checkpoint; its final weights equal DDP's step-8 checkpoint."""
     fsdp, ddp = runs["fsdp"], runs["ddp"]
     assert (fsdp.run_dir / loop.FAIL_MARKER).exists()
+    # The learning-health checks ran on the sharded model (every rank joins their forwards; rank 0 draws).
+    assert {r["step"] for r in read_metrics(str(fsdp.run_dir)) if "heldout_loss" in r} >= {4, 8}
+    assert (fsdp.run_dir / "monitor" / "step_0000008.png").exists()
     assert {r["attempt_start_step"] for r in read_metrics(str(fsdp.run_dir)) if r["step"] > 5} == {4}
     report("loss, FSDP + grad checkpointing vs DDP", rel_diff(losses(fsdp, range(1, 9)), losses(ddp, range(1, 9))),
            LOSS_SAME_MATH)

@@ -25,6 +25,8 @@ def recipe(kind: str, config: str, shards: Path, storage: Path, name: str, *sets
     """A tiny recipe config: the YAML under configs/, pointed at the test shards and storage, nano-sized."""
     base = [f"data.path={shards}", "model.preset=nano", f"run.storage_path={storage}", f"run.name={name}",
             "run.tensorboard=false", "data.max_tasks=1", "data.cpus_per_task=0.5"]
+    if kind == "pretrain":  # the learning-health checks cost seconds per run; the tests that check them turn them on
+        base.append("monitor.enabled=false")
     return load_config(kind, REPO / config, [*base, *sets])
 
 

@@ -71,11 +71,22 @@ class Arm(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
 
+class FinetuneVariant(Strict):
+    """More fine-tuning units under other settings (say, a longer schedule): finetune-<init>-<name>-s<seed>."""
+
+    name: str
+    inits: list[str] = Field(min_length=1)  # arms (their first model) and/or "scratch"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    set: list[str] = Field(default_factory=list)  # after finetune.set
+
+
 class Finetune(StageConfig):
     from_arms: list[str] = Field(min_length=1)  # seed s fine-tunes the arm's model of seed s (arms without it: none)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     # true: every seed fine-tunes the arm's first model (the spread is the fine-tuning seed's, not pre-training's)
     one_model_per_arm: bool = False
+    arm_seeds: dict[str, list[int]] = Field(default_factory=dict)  # per arm, the fine-tuning seeds (default: seeds)
+    variants: list[FinetuneVariant] = Field(default_factory=list)
     scratch_seeds: list[int] | None = None  # default: `seeds`
 
 
@@ -131,7 +142,10 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _known_arms(self) -> ExperimentConfig:
+        variant_arms = [i for v in self.finetune.variants for i in v.inits if i != "scratch"]
         for key, names in (("finetune.from_arms", self.finetune.from_arms), ("headline.curve", self.headline.curve),
+                           ("finetune.arm_seeds", list(self.finetune.arm_seeds)),
+                           ("finetune.variants.inits", variant_arms),
                            ("headline.pretrained", [self.headline.pretrained]),
                            ("headline.v1", [self.headline.v1] if self.headline.v1 else []),
                            ("headline.v1_pair", [self.headline.v1_pair] if self.headline.v1_pair else [])):
@@ -156,7 +170,8 @@ def validate_stage_configs(cfg: ExperimentConfig) -> None:
     probe = ["data.path=x", "run.name=x"]
     for arm in cfg.arms:
         load_trainer("pretrain", ROOT / cfg.pretrain.config, [*cfg.pretrain.set, *arm.set, *probe])
-    load_trainer("postpretrain", ROOT / cfg.finetune.config, [*cfg.finetune.set, *probe])
+    for variant_set in [[], *(v.set for v in cfg.finetune.variants)]:
+        load_trainer("postpretrain", ROOT / cfg.finetune.config, [*cfg.finetune.set, *variant_set, *probe])
     load_trainer("evaluate", ROOT / cfg.probes.config, [*cfg.probes.set, *probe])
 
 
@@ -251,25 +266,31 @@ class Experiment:
         ft = self.cfg.finetune
         # seed by seed, the scratch run right after the pre-trained ones: a run cut short still has pairs
         scratch = ft.scratch_seeds or ft.seeds
-        units = []
+        units = []  # (unit name, init, seed, init_from, variant or None)
+
+        def unit(init: str, seed: int, variant: FinetuneVariant | None = None) -> tuple:
+            model = "null" if init == "scratch" else str(self.model_dir(init, seed))
+            return (f"finetune-{init}{'-' + variant.name if variant else ''}-s{seed}", init, seed, model, variant)
+
         for seed in sorted(set(ft.seeds) | set(scratch)):
-            units += [(arm, seed, str(self.model_dir(arm, seed))) for arm in ft.from_arms
-                      if seed in ft.seeds and (ft.one_model_per_arm or seed in self.cfg.arm(arm).seeds)]
-            units += [("scratch", seed, "null")] if seed in scratch else []
-        for init, seed, init_from in units:
-            name = f"finetune-{init}-s{seed}"
+            units += [unit(arm, seed) for arm in ft.from_arms if seed in ft.arm_seeds.get(arm, ft.seeds)
+                      and (ft.one_model_per_arm or seed in self.cfg.arm(arm).seeds)]
+            units += [unit("scratch", seed)] if seed in scratch else []
+        units += [unit(init, seed, v) for v in ft.variants for seed in v.seeds for init in v.inits]
+        for name, init, seed, init_from, variant in units:
             if self.done(name):
                 continue
             if init_from != "null" and not Path(init_from).exists():
                 log.warning("%s: skipped for now, no pre-trained model at %s (run its pretrain arm first)", name,
                             init_from)
                 continue
-            sets = [*ft.set, f"data.path={self.shards}", f"run.storage_path={self.runs}", f"run.name={name}",
-                    f"run.seed={seed}", f"model.init_from={init_from}"]
+            sets = [*ft.set, *(variant.set if variant else []), f"data.path={self.shards}",
+                    f"run.storage_path={self.runs}", f"run.name={name}", f"run.seed={seed}",
+                    f"model.init_from={init_from}"]
             result = self.run(name, [sys.executable, "trainer/postpretrain.py", "--config", ft.config,
                                      *set_args(sets)], watch=True)
             self.record(name, {"init": init, "seed": seed, "init_from": init_from, "run_dir": str(self.runs / name),
-                               **result})
+                               "variant": variant.name if variant else None, **result})
 
     # ------------------------------------------------------------------ frozen features: k-NN, linear probe
     def random_model(self, seed: int) -> Path:

@@ -193,9 +193,9 @@ def summarise(c: dict, config: dict) -> dict:
     arms = [a["name"] for a in config["arms"]]
     recon = (c["recon"] or {}).get("models", {})
 
-    def ft(init: str) -> list[float]:
+    def ft(init: str, variant: str | None = None) -> list[float]:
         return [_pct(r["val_top1"]) for r in sorted(c["finetune"].values(), key=lambda r: r["seed"])
-                if r["init"] == init]
+                if r["init"] == init and r.get("variant") == variant]
 
     def probe(prefix: str, key: str) -> list[float]:
         recs = [v for k, v in sorted(c["probes"].items()) if k.rsplit("-s", 1)[0] == prefix]
@@ -210,6 +210,9 @@ def summarise(c: dict, config: dict) -> dict:
            "knn_top1": {"pretrained": probe(head["pretrained"], "knn"), "random": probe("random", "knn"),
                         **{a: probe(a, "knn") for a in arms if probe(a, "knn")}},
            "heldout_recon": {k: v["full"] for k, v in recon.items()}}
+    variants = config["finetune"].get("variants") or []
+    if variants:  # the same comparison under other fine-tuning settings (say, a longer schedule)
+        out["finetune_variants"] = {v["name"]: {i: ft(i, v["name"]) for i in v["inits"]} for v in variants}
     for key in ("finetune_top1", "linear_top1"):
         pre, base = out[key]["pretrained"], out[key]["scratch" if key == "finetune_top1" else "random"]
         if pre and base:
@@ -275,6 +278,9 @@ def render(summary: dict) -> str:
             if isinstance(values, list) and init != head:  # the headline arm is the "pretrained" row
                 name = f"pre-trained ({head})" if init == "pretrained" else init
                 lines.append(f"| {title}: {name} | {_seeds(values)} |")
+    for vname, inits in (s.get("finetune_variants") or {}).items():
+        for init, values in inits.items():
+            lines.append(f"| fine-tuned, {vname}: {init} | {_seeds(values)} |")
     lines += ["", "| pre-training arm | decoder mask | epochs | FLOPs/clip (M) | train CPU (s) | final train loss | "
                   "held-out recon |", "|---|---|---|---|---|---|---|"]
     for a, r in s["arms"].items():
@@ -360,8 +366,10 @@ def plot_finetune(c: dict, out: Path) -> None:
     colours: dict[str, str] = {}
     for _, rec in sorted(c["finetune"].items()):
         if rec["val_curve"]:
+            kind = rec["init"] + (f" ({rec['variant']})" if rec.get("variant") else "")
             ax.plot(*zip(*[(s, 100 * v) for s, v in rec["val_curve"]], strict=True), marker=".",
-                    color=colours.setdefault(rec["init"], f"C{len(colours)}"), label=f"{rec['init']} s{rec['seed']}")
+                    color=colours.setdefault(kind, f"C{len(colours)}"), label=f"{kind} s{rec['seed']}",
+                    linestyle="--" if rec.get("variant") else "-")
     ax.set(xlabel="fine-tuning step", ylabel="val top-1 per video (%)",
            title="fine-tuning on the labeled videos: from pre-trained vs from scratch")
     ax.legend(fontsize=7)

@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -216,16 +217,20 @@ def export_model(source: Any, fmt: str, out: str | Path, *, labels: dict[int, st
         raise ExportError(f"labels: {len(labels)} names for a head of {model.cfg.num_classes} classes")
     opts = Options(labels=labels, wrapper=wrapper, fp16=fp16, opset=opset)
     text = os.fspath(out)
-    with tempfile.TemporaryDirectory(prefix="videomae-export-") as tmp:
-        local = storage.local_path(text) if storage.is_local(text) else Path(tmp)
-        local.mkdir(parents=True, exist_ok=True)
-        notes = FORMATS[fmt].write(model, MODEL_KINDS[kind_name], local, opts)
-        (local / CARD).write_text(model_card(model, kind_name, fmt, source, record, notes, opts))
-        if not storage.is_local(text):
+    with tempfile.TemporaryDirectory(prefix="videomae-export-") as tmp:  # a refusal leaves nothing at `out`
+        notes = FORMATS[fmt].write(model, MODEL_KINDS[kind_name], Path(tmp), opts)
+        (Path(tmp) / CARD).write_text(model_card(model, kind_name, fmt, source, record, notes, opts))
+        if storage.is_local(text):
+            dest = storage.local_path(text)
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in Path(tmp).iterdir():
+                shutil.move(f, dest / f.name)
+        else:
+            dest = text
             storage.copy_files(tmp, text, dst_options=storage_options)
     for note in notes:
         log.warning("%s export: %s", fmt, note)
-    return Exported(local if storage.is_local(text) else text, fmt, kind_name, notes)
+    return Exported(dest, fmt, kind_name, notes)
 
 
 def main(argv: list[str] | None = None) -> int:

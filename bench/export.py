@@ -1,6 +1,7 @@
 """Export parity and ONNX Runtime vs torch, in one run: what docs/model.md "Export" reports.
 
-    python bench/export.py [--preset nano] [--threads 2] [--repeats 10] [--batches 1 8] [--json out.json]
+    python bench/export.py [--preset nano] [--parts parity speed] [--threads 2] [--repeats 10] [--batches 1 8]
+                           [--json out.json]
 
 1. Parity: every model kind (pretrain, classifier, encoder) of the preset, its weights perturbed off their init (so no
    bias is zero), exported to every format (videomae.export) and run by the real client: `transformers`
@@ -165,27 +166,32 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--parts", nargs="+", choices=["parity", "speed"], default=["parity", "speed"])
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     cfg = videomae.VideoMAEConfig.from_preset(a.preset)
     clips = real_clips(max(a.batches), cfg.num_frames, cfg.img_size)
     x = clips[:2]
-    parity = []
+    parity, fast = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in KINDS:
-            for eps in (None, 1e-5):
-                parity += hf_rows(kind, build(kind, a.preset, head_norm_eps=eps), x, Path(tmp) / f"hf-{kind}-{eps}")
-            parity += reference_rows(kind, build(kind, a.preset), x, Path(tmp) / f"ref-{kind}")
-            parity += onnx_rows(kind, build(kind, a.preset), x, Path(tmp) / f"onnx-{kind}", a.threads)
-        print(f"parity, {a.preset}, 2 real clips, fp32 (max abs difference from our model)")
-        print(table(parity))
-        clf = build("classifier", a.preset)
-        session = onnx_session(Path(tmp) / "onnx-classifier" / "model.onnx", a.threads)
-        fast = speed(clf, session, clips, a.batches, a.repeats)
-    print(f"\npooled features (/v1/embed's forward), {a.preset}, {a.threads} threads, torch {torch.__version__} vs "
-          f"onnxruntime {onnxruntime.__version__}, median of {a.repeats}")
-    print(table(fast))
+        if "parity" in a.parts:
+            for kind in KINDS:
+                for eps in (None, 1e-5):
+                    parity += hf_rows(kind, build(kind, a.preset, head_norm_eps=eps), x, Path(tmp) / f"hf-{kind}-{eps}")
+                parity += reference_rows(kind, build(kind, a.preset), x, Path(tmp) / f"ref-{kind}")
+                parity += onnx_rows(kind, build(kind, a.preset), x, Path(tmp) / f"onnx-{kind}", a.threads)
+            print(f"parity, {a.preset}, 2 real clips, fp32 (max abs difference from our model)")
+            print(table(parity))
+        if "speed" in a.parts:
+            clf = build("classifier", a.preset)
+            if not (Path(tmp) / "onnx-classifier").exists():
+                export_model(clf, "onnx", Path(tmp) / "onnx-classifier")
+            session = onnx_session(Path(tmp) / "onnx-classifier" / "model.onnx", a.threads)
+            fast = speed(clf, session, clips, a.batches, a.repeats)
+            print(f"\npooled features (/v1/embed's forward), {a.preset}, {a.threads} threads, "
+                  f"torch {torch.__version__} vs onnxruntime {onnxruntime.__version__}, median of {a.repeats}")
+            print(table(fast))
     if a.json:
         a.json.write_text(json.dumps({"preset": a.preset, "threads": a.threads, "parity": parity, "speed": fast},
                                      indent=1))

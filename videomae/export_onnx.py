@@ -10,16 +10,15 @@ fp16 (the weights and the graph cast; `clip` then fp16 too).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import logging
+import io
 import warnings
 from pathlib import Path
 
 import torch
 
 from videomae.model import ModelKind
-
-log = logging.getLogger(__name__)
 
 OPSET = 18
 ONNX_FILE = "model.onnx"
@@ -54,8 +53,8 @@ def write_onnx(model: torch.nn.Module, kind: ModelKind, out: Path, fp16: bool = 
     example = torch.zeros(2, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size, dtype=dtype)
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > _EXTERNAL_ABOVE
     path = out / ONNX_FILE
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter's notes and progress lines on its own internals
         torch.onnx.export(_Served(model, kind.head), (example,), str(path), input_names=["clip"],
                           output_names=output_names(kind), dynamic_shapes={"clip": {0: torch.export.Dim("batch")}},
                           opset_version=opset, dynamo=True, external_data=big, verbose=False)

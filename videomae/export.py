@@ -73,7 +73,7 @@ def _reference(model: torch.nn.Module, kind: ModelKind, out: Path, opts: Options
 
 
 def _onnx(model: torch.nn.Module, kind: ModelKind, out: Path, opts: Options) -> list[str]:
-    return write_onnx(model, kind, out, fp16=opts.fp16, opset=opts.opset)
+    return write_onnx(model, kind, model_kind(model), out, fp16=opts.fp16, opset=opts.opset)
 
 
 def _load_hf(kind: ModelKind, opts: Options) -> str:

@@ -5,7 +5,8 @@ dynamic batch axis B (the clip size is the config's: the position table is resam
 would be a second graph). Outputs: `features` (B, C), the model's `forward_pooled`, and `logits` (B, num_classes) when
 `MODEL_KINDS[...].head`. A pre-training model exports its encoder (the decoder is for training and reconstruction,
 which the served ONNX does not do). Exported by torch's dynamo exporter at `OPSET`, checked by `onnx.checker`, fp32 or
-fp16 (the weights and the graph cast; `clip` then fp16 too).
+fp16 (the weights and the graph cast; `clip` then fp16 too). The graph's metadata holds our config
+(`videomae_config`, JSON) and the kind (`model_type`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import warnings
 from pathlib import Path
 
@@ -43,8 +45,8 @@ def output_names(kind: ModelKind) -> list[str]:
     return ["features", "logits"] if kind.head else ["features"]
 
 
-def write_onnx(model: torch.nn.Module, kind: ModelKind, out: Path, fp16: bool = False, opset: int = OPSET
-               ) -> list[str]:
+def write_onnx(model: torch.nn.Module, kind: ModelKind, kind_name: str, out: Path, fp16: bool = False,
+               opset: int = OPSET) -> list[str]:
     """Write `model` as `out/model.onnx`; returns the notes (one line each)."""
     import onnx  # the optional export extra; only this format needs it
 
@@ -58,6 +60,11 @@ def write_onnx(model: torch.nn.Module, kind: ModelKind, out: Path, fp16: bool = 
         torch.onnx.export(_Served(model, kind.head), (example,), str(path), input_names=["clip"],
                           output_names=output_names(kind), dynamic_shapes={"clip": {0: torch.export.Dim("batch")}},
                           opset_version=opset, dynamo=True, external_data=big, verbose=False)
+    # Our config and kind as metadata, so that a server can tell the clip size and the kind without another file.
+    graph = onnx.load(str(path), load_external_data=False)
+    for key, value in (("videomae_config", json.dumps(cfg.to_json_dict())), ("model_type", kind_name)):
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(path))
     onnx.checker.check_model(str(path) if big else onnx.load(str(path)))
     notes = []
     if kind.decoder:

@@ -11,6 +11,7 @@ Clips are real: frames ffmpeg's testsrc2 draws, through the serving transform (`
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,8 @@ def test_onnx_export_runs_in_onnxruntime(clips, tmp_path):
     onnx.checker.check_model(graph)
     assert [o.name for o in graph.graph.output] == ["features", "logits"]
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert meta["model_type"] == "classifier" and json.loads(meta["videomae_config"]) == ours.cfg.to_json_dict()
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     for batch in (1, 8):
         x = clips[:batch]

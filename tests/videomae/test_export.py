@@ -216,3 +216,27 @@ def test_base_preset_shapes_through_transformers_and_the_reference(tmp_path):
     export_model(ours, "reference", tmp_path / "ref")
     ref = reference.ReferencePretrain(ours.cfg)
     ref.load_state_dict(torch.load(tmp_path / "ref" / "model.pth", weights_only=True)["model"], strict=True)
+
+
+def test_a_runs_model_is_exported_with_its_class_names_and_record(tmp_path):
+    """A run directory as the trainer leaves it (its resolved config written by the trainer's own function): the
+    classifier's id2label comes from the dataset's labels.json for the run's target source, and the card records the
+    run's data and last metrics."""
+    from trainer.checkpointing import save_resolved_config
+    from trainer.config import load_config
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "labels.json").write_text(json.dumps({"names": ["left", "right", "up", "down"], "sources": {
+        "motion_a": {"classes": ["left", "right"], "to_merged": [0, 1]}}}))
+    cfg = load_config("postpretrain", REPO / "configs" / "postpretrain" / "tiny.yaml",
+                      [f"data.path={shards}", "target_source=motion_a", f"run.storage_path={tmp_path}"])
+    run = tmp_path / "run"
+    save_resolved_config(str(run), cfg.model_dump(mode="json"))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 0.5}) + "\n" +
+                                       json.dumps({"step": 6, "loss": 0.25}) + "\n")
+    randomize(create_classifier("nano", num_classes=2)).save(run / "model")
+    export_model(run / "model", "hf", tmp_path / "hf")
+    assert transformers.VideoMAEConfig.from_pretrained(tmp_path / "hf").id2label == {0: "left", 1: "right"}
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert str(shards) in card and '"loss": 0.25' in card and "postpretrain-tiny" in card

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--opset", type=int, default=OPSET, help="onnx: the opset")
     p.add_argument("--preset", help="a reference .pth's preset, when its width does not tell it")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # the notes; not the exporters' info lines
     try:
         done = export_model(a.model, a.format, a.out, labels=read_label_file(a.labels) if a.labels else None,
                             wrapper=a.wrapper, fp16=a.fp16, opset=a.opset, preset=a.preset)

@@ -2,9 +2,11 @@
 
 OpenGVLab/VideoMAEv2: `models/modeling_pretrain.py` (PretrainVisionTransformer: encoder on `x[~mask]`, decoder on the
 visible tokens plus mask tokens at the decoded positions, head on the last N_dec tokens), `models/modeling_finetune.py`
-(Block, Attention: explicit `softmax((q * scale) @ k^T) @ v`, Mlp, PatchEmbed, the sinusoid table),
-`engine_for_pretraining.py` (targets under no_grad, loss under autocast, `loss.item()`, zero_grad, backward, the
-gradient norm of every step, optimizer step), `optim_factory.py` (torch AdamW with a decay / no-decay split).
+(Block, Attention: explicit `softmax((q * scale) @ k^T) @ v`, Mlp, PatchEmbed, the sinusoid table; VisionTransformer,
+the fine-tuning model, as `ReferenceClassifier`: the layout of its fine-tuned and distilled checkpoints, which
+videomae.export's reference format is checked against), `engine_for_pretraining.py` (targets under no_grad, loss
+under autocast, `loss.item()`, zero_grad, backward, the gradient norm of every step, optimizer step),
+`optim_factory.py` (torch AdamW with a decay / no-decay split).
 
 Written here from reading, not copied; the parameter names are the reference's, which are also ours, so the model
 loads our state dict (`load_state_dict(model.state_dict())`) and both start from the same weights. What it keeps
@@ -140,6 +142,37 @@ class ReferencePretrain(nn.Module):
         pos_vis, pos_dec = pos[~enc_mask].reshape(b, -1, d), pos[dec_mask].reshape(b, -1, d)
         full = torch.cat([x_vis + pos_vis, self.mask_token + pos_dec], dim=1)
         return self.decoder(full, pos_dec.shape[1])
+
+
+class ReferenceClassifier(nn.Module):
+    """`modeling_finetune.VisionTransformer` (fixed sinusoid positions, no layer scale, no drop path): patch_embed ->
+    + pos_embed -> blocks -> norm (an Identity under mean pooling) -> fc_norm(mean of tokens), or token 0 without
+    mean pooling -> head_dropout -> head (an Identity for num_classes 0). Its state dict is the reference's fine-tuned
+    and distilled checkpoints' layout; videomae.export's reference format is checked against it."""
+
+    def __init__(self, cfg: VideoMAEConfig):
+        super().__init__()
+        if cfg.init_values > 0 or not cfg.qkv_bias:
+            raise ValueError("the reference stand-in covers qkv bias without layer scale")
+        self.patch_embed = PatchEmbed(cfg)
+        self.pos_embed = sinusoid(cfg.num_patches, cfg.embed_dim)  # a plain attribute, as there
+        self.pos_drop = nn.Dropout(0.0)
+        self.blocks = nn.ModuleList(Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps)
+                                    for _ in range(cfg.depth))
+        self.norm = nn.Identity() if cfg.use_mean_pooling else nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.head_eps) if cfg.use_mean_pooling else None
+        self.head_dropout = nn.Dropout(cfg.head_drop_rate)
+        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        x = self.pos_drop(x + self.pos_embed.expand(x.shape[0], -1, -1).type_as(x).to(x.device).clone().detach())
+        for blk in self.blocks:
+            x = blk(x)
+        return self.fc_norm(x.mean(1)) if self.fc_norm is not None else self.norm(x)[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_dropout(self.forward_features(x)))
 
 
 def targets(clip: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:

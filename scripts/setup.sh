@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: ffmpeg, libjpeg's headers and (for the page's browser tests) Chromium with its chromedriver
-# from Debian (where missing), a virtual environment in .venv, the project with its test extra, torch/torchvision pinned
-# by constraints.txt.
+# from Debian (where missing), a virtual environment in .venv, the project with its test and export extras,
+# torch/torchvision pinned by constraints.txt.
 # Usage: bash scripts/setup.sh            (idempotent; re-running only installs what is missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "[setup] installing the project (torch pinned by constraints.txt; this takes a few minutes the first time)"
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,export]"
 .venv/bin/python - <<'PY'
 import torch, torchvision, ray, decord, timm  # noqa: F401
 from videomae.video import jpegbox

@@ -27,9 +27,13 @@ from videomae.presets import list_presets, preset_fields
 
 log = logging.getLogger(__name__)
 
+REFERENCE_FILE = "model.pth"  # the weights file of a reference export (videomae.export), read when given its directory
 # What load_model reads from a directory it has to download (a model directory, possibly under MODEL_SUBDIR).
 _MODEL_FILES = tuple(f"{sub}{name}" for sub in ("", f"{MODEL_SUBDIR}/")
-                     for name in (CONFIG_FILE, WEIGHTS_FILE, "pytorch_model.bin"))
+                     for name in (CONFIG_FILE, WEIGHTS_FILE, "pytorch_model.bin", REFERENCE_FILE))
+# Our full config beside a reference export's weights (the reference's scripts read only the weights' key): what the
+# shapes cannot tell (clip size, heads, eps) comes back exactly.
+REFERENCE_CONFIG_KEY = "videomae_config"
 _WRAPPER_KEYS = ("model", "module", "state_dict", "model_state")
 _PREFIXES = ("_orig_mod.", "module.", "backbone.")
 
@@ -161,7 +165,7 @@ def infer_config(state: Mapping[str, torch.Tensor], model_type: str, preset: str
 
 
 # --------------------------------------------------------------------------------------- Hugging Face VideoMAE
-_HF_BLOCK = {
+HF_BLOCK = {  # HF VideoMAELayer module -> reference Block module (the inverse in videomae/export_hf.py)
     "attention.output.dense": "attn.proj",
     "intermediate.dense": "mlp.fc1",
     "output.dense": "mlp.fc2",
@@ -181,7 +185,7 @@ def _hf_block(prefix_in: str, prefix_out: str, state: Mapping[str, torch.Tensor]
     if q_bias is not None:
         out[f"{prefix_out}attn.q_bias"] = q_bias
         out[f"{prefix_out}attn.v_bias"] = v_bias
-    for src, dst in _HF_BLOCK.items():
+    for src, dst in HF_BLOCK.items():
         for p in ("weight", "bias"):
             out[f"{prefix_out}{dst}.{p}"] = state[f"{prefix_in}{src}.{p}"]
 
@@ -254,9 +258,10 @@ def _read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 def load_model(source: str | Path, preset: str | None = None, *, storage_options: storage.Options = None,
                **overrides: Any) -> Model:
     """Load weights from our model directory (or a directory holding one under `model/`: training checkpoints, run
-    directories), a reference `.pth`, or a Hugging Face VideoMAE directory, at a local path or any URI
-    `videomae.storage` reaches (`storage_options` for its filesystem); returns the pre-training model or the
-    classifier, whichever the weights describe. `overrides` change config fields (e.g. `drop_path_rate`)."""
+    directories), a reference `.pth` (or a reference export's directory, holding `model.pth`), or a Hugging Face
+    VideoMAE directory, at a local path or any URI `videomae.storage` reaches (`storage_options` for its filesystem);
+    returns the pre-training model or the classifier, whichever the weights describe. `overrides` change config
+    fields (e.g. `drop_path_rate`)."""
     text = os.fspath(source)
     if not storage.exists(text, storage_options):
         raise FileNotFoundError(f"no checkpoint at {source}")
@@ -269,6 +274,8 @@ def load_model(source: str | Path, preset: str | None = None, *, storage_options
     path = storage.local_path(text)
     if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / MODEL_SUBDIR / CONFIG_FILE).exists():
         path = path / MODEL_SUBDIR
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / REFERENCE_FILE).is_file():
+        path = path / REFERENCE_FILE
     if path.is_dir():
         meta = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).exists() else None
         if meta is None:
@@ -282,8 +289,11 @@ def load_model(source: str | Path, preset: str | None = None, *, storage_options
         kind = _kind(meta.pop("model_type", None) or recognise(state, "reference"))
         model = kind.build(VideoMAEConfig(**{**meta, **overrides}))
         return load_strict(model, state, source=str(path))
-    model_type, state = remap_reference(unwrap(read_torch_file(path)))
-    cfg = infer_config(state, model_type, preset, **overrides)
+    raw = read_torch_file(path)
+    model_type, state = remap_reference(unwrap(raw))
+    ours = raw.get(REFERENCE_CONFIG_KEY) if isinstance(raw, Mapping) else None
+    cfg = (VideoMAEConfig(**{**ours, **overrides}) if isinstance(ours, Mapping) and preset is None
+           else infer_config(state, model_type, preset, **overrides))
     return _load_foreign(model_type, cfg, state, f"reference checkpoint {path}")
 
 

@@ -14,9 +14,9 @@ reference (OpenGVLab/VideoMAEv2 `models/modeling_pretrain.py`, `modeling_finetun
 
 The kinds of model these classes make are declared once, at the bottom (`MODEL_KINDS`: pretrain, classifier,
 encoder): the class each is built as, what its weights hold, how its weights are recognised in the reference's and
-Hugging Face's checkpoints, and what it can serve; `model_kind(model)` names the kind of a model. Checkpoint
-reading, saving, the API, the recipes and feature extraction read the table; adding a kind (a new head) is adding
-its class and one entry there.
+Hugging Face's checkpoints, the `transformers` class that holds it, and what it can serve; `model_kind(model)` names
+the kind of a model. Checkpoint reading, saving, export (`videomae.export`), the API, the recipes and feature
+extraction read the table; adding a kind (a new head) is adding its class and one entry there.
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ class ModelKind:
     serves: tuple[str, ...]
     in_reference: Callable[[Keys], bool]  # the reference's .pth weights, wrapper prefixes stripped
     in_hugging_face: Callable[[Keys], bool]  # a Hugging Face VideoMAE state dict, `videomae.` stripped
+    hugging_face_class: str  # the `transformers` class that holds this kind (what `videomae.export` writes)
     reference_prefix: str = ""  # what the reference's weights of this kind carry before our names (stripped)
     may_lack: tuple[str, ...] = ()  # weight prefixes a checkpoint of this kind need not hold (left as built)
 
@@ -271,15 +272,18 @@ class ModelKind:
 MODEL_KINDS: dict[str, ModelKind] = {
     # Encoder + decoder: the pre-training model (the reference's pre-trained checkpoints, HF VideoMAEForPreTraining).
     "pretrain": ModelKind(VideoMAEPretrain, decoder=True, head=False, serves=(EMBED, RECONSTRUCT),
-                          in_reference=_decoder, in_hugging_face=_decoder),
+                          in_reference=_decoder, in_hugging_face=_decoder,
+                          hugging_face_class="VideoMAEForPreTraining"),
     # Encoder + head: fine-tuned or distilled (the reference's VisionTransformer, HF VideoMAEForVideoClassification).
     "classifier": ModelKind(VideoMAEClassifier, decoder=False, head=True, serves=(EMBED, CLASSIFY),
                             in_reference=lambda k: not _decoder(k) and not _encoder(k),
-                            in_hugging_face=lambda k: "classifier.weight" in k),
+                            in_hugging_face=lambda k: "classifier.weight" in k,
+                            hugging_face_class="VideoMAEForVideoClassification"),
     # The encoder alone, a feature extractor (a pre-training encoder saved without its decoder, HF VideoMAEModel).
     "encoder": ModelKind(VideoMAEClassifier, decoder=False, head=False, serves=(EMBED,),
                          in_reference=lambda k: not _decoder(k) and _encoder(k),
                          in_hugging_face=lambda k: not _decoder(k) and "classifier.weight" not in k,
+                         hugging_face_class="VideoMAEModel",
                          reference_prefix="encoder.", may_lack=("head.", "fc_norm.")),
 }
 ModelKindName = Literal[tuple(MODEL_KINDS)]

@@ -31,10 +31,10 @@ def test_distilled_student_learns_from_the_teacher_resumes_and_serves(pretrained
     teacher = videomae.create_classifier("tiny", num_classes=8, img_size=64)
     teacher_dir = tmp_path / "teacher"
     teacher.save(teacher_dir)
-    cfg = recipe("distill", CONFIG, sample_shards, tmp_path, "distill", f"teacher.init_from={teacher_dir}", "model.overrides.img_size=64",
-                 f"model.init_from={pre_cfg.run.run_dir}/model", "data.batch_size=4", "optim.accum_steps=2",
-                 "optim.max_steps=8", "optim.warmup_steps=0", "run.log_every=1", "run.checkpoint_every=4",
-                 "debug.fail_at_step=6", "eval.num_crops=1", "eval.num_clips=1")
+    cfg = recipe("distill", CONFIG, sample_shards, tmp_path, "distill", f"teacher.init_from={teacher_dir}",
+                 "model.overrides.img_size=64", f"model.init_from={pre_cfg.run.run_dir}/model", "data.batch_size=4",
+                 "optim.accum_steps=2", "optim.max_steps=8", "optim.warmup_steps=0", "run.log_every=1",
+                 "run.checkpoint_every=4", "debug.fail_at_step=6", "eval.num_crops=1", "eval.num_clips=1")
     result = distill.main(cfg=cfg)
     run_dir = cfg.run.run_dir
 

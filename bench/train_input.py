@@ -85,7 +85,7 @@ def model_only(batch_size: int, num_sample: int, steps: int) -> dict:
         times = []
         for i in range(steps + 3):
             t = time.perf_counter()
-            train_step(model, opt, lambda: model(clip, enc, dec)[0], precision, scaler, None, i)
+            train_step(model, opt, [lambda: model(clip, enc, dec)[0]], precision, scaler, None, i)
             times.append(time.perf_counter() - t)
         return times[3:]
 

@@ -56,6 +56,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
+def served(model: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """The model a checkpoint's model directory holds, and the prefix of its weights in the training model: the bare
+    model itself, or, for a training wrapper that names a `served` submodule (distillation's student beside its
+    feature projection, trainer/distill.py), that submodule. The wrapper's other weights are training state: they
+    travel in train_state.pt (`extra_weights`), so the model directory is one the API and `load_model` read."""
+    bare = unwrap(model)
+    name = getattr(bare, "served", None)
+    return (getattr(bare, name), name + ".") if isinstance(name, str) else (bare, "")
+
+
 @dataclass
 class FullState:
     """What rank 0 writes: whole weights and optimizer state by parameter name (CPU), and every rank's RNG states."""
@@ -101,8 +111,11 @@ def write_checkpoint(directory: Path, model: torch.nn.Module, state: FullState, 
                      position: dict[str, Any]) -> Path:
     """Fill `directory` with one training checkpoint (rank 0): `state` from `full_state`, `position` = position.json
     (`step`, `samples_seen`, `epoch`, `streams`)."""
-    save_model(unwrap(model), directory / MODEL_SUBDIR, state=state.model)
+    module, prefix = served(model)
+    weights = {k.removeprefix(prefix): v for k, v in state.model.items() if k.startswith(prefix)}
+    save_model(module, directory / MODEL_SUBDIR, state=weights)
     torch.save({
+        "extra_weights": {k: v for k, v in state.model.items() if not k.startswith(prefix)},
         "optimizer": state.optimizer,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": state.rng,  # one entry per rank
@@ -115,7 +128,12 @@ def write_checkpoint(directory: Path, model: torch.nn.Module, state: FullState, 
 def restore_model(directory: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load a training checkpoint's weights into the bare model (before wrapping); returns its position."""
     directory = Path(directory)
-    load_strict(unwrap(model), load_file(str(directory / MODEL_SUBDIR / WEIGHTS_FILE)), source=str(directory))
+    _, prefix = served(model)
+    weights = {prefix + k: v for k, v in load_file(str(directory / MODEL_SUBDIR / WEIGHTS_FILE)).items()}
+    if prefix:  # a wrapper's own weights (trainer/distill.py's projection) are in the training state
+        extra = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False).get("extra_weights", {})
+        weights.update(extra)
+    load_strict(unwrap(model), weights, source=str(directory))
     return json.loads((directory / POSITION_FILE).read_text())
 
 

@@ -62,7 +62,8 @@ class DataSection(_Section):
     # Sampling shares of a mix, one per path (default: proportional to each dataset's clip count).
     weights: list[float] | None = None
     split: str = "train"
-    # Clips per worker per step *before* repetition: the reference's `--batch_size` (videos per GPU).
+    # Clips per worker per forward/backward *before* repetition: the reference's `--batch_size` (videos per GPU). With
+    # `optim.accum_steps` k, an optimizer step takes k of these micro-batches on every worker.
     batch_size: int = Field(8, ge=1)
     # Repeated augmentation (the reference's `--num_sample`): each decoded clip gives this many crops/masks.
     num_sample: int = Field(1, ge=1)
@@ -154,6 +155,10 @@ class OptimSection(_Section):
     max_steps: int | None = Field(None, ge=1)
     warmup_steps: int | None = Field(None, ge=0)
     scale_lr: bool = True
+    # Gradient accumulation: micro-batches (`data.batch_size` clips per worker each) per optimizer step. The paper's
+    # batch on fewer GPUs (MCG-NJU/VideoMAE#20, #54): the effective batch is data.batch_size x scaling.num_workers x
+    # accum_steps, and the steps, the schedule, the lr scaling and the checkpoints all count optimizer steps.
+    accum_steps: int = Field(1, ge=1)
 
 
 class ScalingSection(_Section):
@@ -172,11 +177,17 @@ class MaskSection(MaskingConfig):
     """Encoder tube masking and decoder masking (none = V1, running_cell = V2, random/frame for ablations)."""
 
 
-class AugmentSection(_Section):
-    """Supervised augmentation (post-pre-training / fine-tuning): the reference's defaults."""
+class CropAugmentSection(_Section):
+    """Per-sample augmentation the data path applies (trainer/data.py) beside the multi-scale crop."""
 
     flip: bool = True  # off for direction-sensitive labels (SSv2-like, the synthetic motion task)
     rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1"  # timm RandAugment string, same ops on every frame
+
+
+class AugmentSection(CropAugmentSection):
+    """Supervised augmentation (post-pre-training / fine-tuning): the reference's defaults; mixup/cutmix and label
+    smoothing act in the recipe's loss."""
+
     mixup: float = Field(0.8, ge=0)
     cutmix: float = Field(1.0, ge=0)
     mixup_prob: float = Field(1.0, ge=0, le=1)
@@ -208,6 +219,16 @@ class MonitorSection(_Section):
     picture_clips: int = Field(2, ge=1)
 
 
+class AttentiveSection(_Section):
+    """The attentive probe of trainer/evaluate.py (modes `attentive` and `probes`)."""
+
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    queries: int = Field(1, ge=1)  # learned queries; their outputs are averaged before the linear head
+    batch_size: int = Field(64, ge=1)
+    weight_decay: float = Field(0.05, ge=0)
+
+
 class DebugSection(_Section):
     # For the fault-tolerance test only: the worker kills its own process at this step, on the first attempt.
     fail_at_step: int | None = Field(None, ge=1)
@@ -225,9 +246,15 @@ class _Recipe(_Section):
     debug: DebugSection = Field(default_factory=DebugSection)
 
     @property
-    def global_batch(self) -> int:
-        """Source clips per optimizer step over all workers (the reference's total_batch_size, before repetition)."""
+    def micro_batch(self) -> int:
+        """Source clips per forward/backward over all workers (one micro-batch of every worker)."""
         return self.data.batch_size * self.scaling.num_workers
+
+    @property
+    def global_batch(self) -> int:
+        """Source clips per optimizer step over all workers, the effective batch (the reference's total_batch_size,
+        before repetition): `optim.accum_steps` micro-batches."""
+        return self.micro_batch * self.optim.accum_steps
 
     @property
     def streams(self) -> int:
@@ -237,7 +264,8 @@ class _Recipe(_Section):
     @property
     def lr_scale(self) -> float:
         # The reference (run_mae_pretraining.py, run_class_finetuning.py) scales lr, min_lr and warmup_lr by
-        # batch_size * world_size / 256, counting videos, not the num_sample repeats.
+        # batch_size * world_size / 256 (x update_freq in the gradient-accumulation PR MCG-NJU/VideoMAE#54): the
+        # effective batch, counting videos, not the num_sample repeats.
         return self.global_batch / 256 if self.optim.scale_lr else 1.0
 
     @model_validator(mode="after")
@@ -245,8 +273,8 @@ class _Recipe(_Section):
         s, w = self.streams, self.scaling.num_workers
         if s % w:
             raise ValueError(f"data.streams: {s} streams cannot be shared evenly by {w} workers")
-        if self.global_batch % s:
-            raise ValueError(f"data.streams: a global batch of {self.global_batch} clips (data.batch_size x "
+        if self.micro_batch % s:  # every micro-batch draws from every stream
+            raise ValueError(f"data.streams: a micro-batch of {self.micro_batch} clips (data.batch_size x "
                              f"scaling.num_workers) cannot be drawn evenly from {s} streams")
         return self
 
@@ -268,7 +296,7 @@ class _Recipe(_Section):
         return None
 
     @property
-    def sample_augment(self) -> AugmentSection | None:
+    def sample_augment(self) -> CropAugmentSection | None:
         """The supervised augmentation of every training sample (None: crops only)."""
         return None
 
@@ -307,21 +335,63 @@ class PostpretrainConfig(_Recipe, _Labeled):
         return self.augment
 
 
+class TeacherSection(_Section):
+    """Distillation's teacher: anything `videomae.load_model` reads (our model directory, a training checkpoint, a
+    reference .pth, a Hugging Face directory), of any kind; frozen."""
+
+    init_from: Location
+    preset: str | None = None  # a reference .pth's preset when its weights do not tell (load_model's `preset`)
+
+
+class DistillSection(_Section):
+    """The distillation loss (trainer/distill.py): feature_weight x MSE(projected student tokens, layer-normed teacher
+    tokens) + logit_weight x T^2 KL(teacher softmax / T || student softmax / T) when the teacher has a head."""
+
+    feature_weight: float = Field(1.0, ge=0)
+    logit_weight: float = Field(1.0, ge=0)
+    temperature: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DistillSection:
+        if self.feature_weight + self.logit_weight <= 0:
+            raise ValueError("feature_weight, logit_weight: at least one must be positive")
+        return self
+
+
+class DistillConfig(_Recipe):
+    """A student (`model`: a preset, at random or from `model.init_from`) trained on the shards against a frozen
+    `teacher`'s tokens and logits."""
+
+    teacher: TeacherSection
+    distill: DistillSection = Field(default_factory=DistillSection)
+    augment: CropAugmentSection = Field(default_factory=CropAugmentSection)
+    eval: EvalSection = Field(default_factory=EvalSection)  # val top-1 of a student with a head, on labeled videos
+
+    @property
+    def sample_augment(self) -> CropAugmentSection:
+        return self.augment
+
+
 class EvaluateConfig(_Labeled):
     """Frozen-feature evaluation (linear probe, k-NN) and classifier evaluation; runs in one process."""
 
     run: RunSection
     data: DataSection
     model: ModelSection
-    # probes: k-NN and the linear probe on the same features, one run (the experiments' frozen-feature protocol)
-    mode: Literal["knn", "linear", "probes", "classifier"] = "knn"
+    # probes: k-NN, the linear and the attentive probe on the same forward passes, one run (the experiments'
+    # frozen-feature protocol, the three side by side)
+    mode: Literal["knn", "linear", "attentive", "probes", "classifier"] = "knn"
     train_split: str = "train"
     eval: EvalSection = Field(default_factory=EvalSection)
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     linear_epochs: int = Field(100, ge=1)
     linear_lr: float = Field(1e-2, gt=0)
-    linear_seeds: list[int] | None = None  # probes: the linear probe's seeds (default: [run.seed])
+    # probes: the seeds of the linear and the attentive probe, each trained once per seed (default: [run.seed])
+    linear_seeds: list[int] | None = None
+    # The attentive probe (trainer/evaluation.py AttentivePooler: learned queries cross-attending over every frozen
+    # encoder token, V-JEPA's and VideoGLUE's protocol): AdamW, minibatches, cosine lr.
+    attentive: AttentiveSection = Field(default_factory=AttentiveSection)
 
 
 # ---------------------------------------------------------------------------------------------- the recipes
@@ -329,6 +399,7 @@ class EvaluateConfig(_Labeled):
 RECIPES: dict[str, type[BaseModel]] = {
     "pretrain": PretrainConfig,
     "postpretrain": PostpretrainConfig,
+    "distill": DistillConfig,
     "evaluate": EvaluateConfig,
 }
 

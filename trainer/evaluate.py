@@ -5,8 +5,12 @@
 - `knn`: pooled encoder features (centre view) of the labeled clips of `train_split` and `eval.split`; weighted k-NN
   (k = `knn_k`, temperature `knn_temperature`) on L2-normalised features; top-1 per clip.
 - `linear`: a linear classifier on the same frozen, standardised features; top-1 per clip.
-- `probes`: both on the same features, the linear probe once per seed of `linear_seeds` (default: run.seed), and
-  the chance level (the share of the most frequent class among the scored clips).
+- `attentive`: an attentive probe (trainer/evaluation.py `AttentivePooler`, `attentive.*`): learned queries
+  cross-attend over every frozen encoder token of the same view, then a linear layer; top-1 per clip. The protocol
+  of VideoGLUE and V-JEPA: masked-video features need a learned pooling, which a linear probe on the mean cannot do.
+- `probes`: the three on the same forward passes, the linear and the attentive probe once per seed of
+  `linear_seeds` (default: run.seed), and the chance level (the share of the most frequent class among the scored
+  clips).
 - `classifier`: the model's own head with multi-view testing (`eval.num_clips` x `eval.num_crops`, probabilities
   averaged per video, the reference's protocol); top-1/top-5 per video.
 
@@ -55,37 +59,56 @@ def main(argv: list[str] | None = None, cfg: EvaluateConfig | None = None) -> di
         out = {"top1": hits["top1_hits"] / max(hits["videos"], 1), "top5": hits["top5_hits"] / max(hits["videos"], 1),
                "videos": hits["videos"]}
     else:
-        def features(split: str):
-            parts = list(evaluation.iter_features(model, paths, split, views, device=device,
-                                                  batch_size=cfg.eval.batch_size, sources=cfg.sources,
-                                                  options=options))
-            if not parts:
-                loop.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
-                            f"in split {split!r}")
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-        train_x, train_y = features(cfg.train_split)
-        test_x, test_y = features(cfg.eval.split)
-        n = int(max(train_y.max(), test_y.max())) + 1
-        def knn() -> float:
-            return evaluation.knn_accuracy(train_x, train_y, test_x, test_y, cfg.knn_k, cfg.knn_temperature, n)
-
-        def linear(seed: int) -> float:
-            return evaluation.linear_probe_accuracy(train_x, train_y, test_x, test_y, n, cfg.linear_epochs,
-                                                    cfg.linear_lr, seed)
-
-        out = {"train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
-        if cfg.mode == "probes":
-            seeds = cfg.linear_seeds or [cfg.run.seed]
-            out.update(knn=knn(), linear_seeds={str(s): linear(s) for s in seeds},
-                       chance=float(torch.bincount(test_y).max()) / len(test_y))
-            out["linear"] = sum(out["linear_seeds"].values()) / len(seeds)
-        else:
-            out["top1"] = knn() if cfg.mode == "knn" else linear(cfg.run.seed)
+        out = probe_features(cfg, model, views, device)
     out["mode"] = cfg.mode
     loop.log.info("evaluation (%s) of %s: %s", cfg.mode, cfg.model.init_from, out)
     result = storage.join(cfg.run.run_dir, f"eval_{cfg.mode}.json")
     storage.write_text(result, json.dumps(out, indent=2) + "\n", cfg.run.storage_options)
+    return out
+
+
+def probe_features(cfg: EvaluateConfig, model: torch.nn.Module, views: evaluation.ViewSpec,
+                   device: torch.device) -> dict:
+    """The frozen-feature protocols of `cfg.mode` on the train and eval splits' labeled clips (one forward pass per
+    clip; the tokens are kept only when an attentive probe needs them)."""
+    tokens = cfg.mode in ("attentive", "probes")
+
+    def features(split: str):
+        parts = list(evaluation.iter_features(model, cfg.data.paths, split, views, device=device,
+                                              batch_size=cfg.eval.batch_size, sources=cfg.sources,
+                                              options=cfg.data.storage_options, tokens=tokens))
+        if not parts:
+            loop.fail(f"{'train_split' if split == cfg.train_split else 'eval.split'}: no labeled clips "
+                      f"in split {split!r}")
+        return [torch.cat(column) for column in zip(*parts, strict=True)]  # features, labels[, tokens]
+
+    train, test = features(cfg.train_split), features(cfg.eval.split)
+    train_y, test_y = train[1], test[1]
+    n = int(max(train_y.max(), test_y.max())) + 1
+    a = cfg.attentive
+
+    def knn() -> float:
+        return evaluation.knn_accuracy(train[0], train_y, test[0], test_y, cfg.knn_k, cfg.knn_temperature, n)
+
+    def linear(seed: int) -> float:
+        return evaluation.linear_probe_accuracy(train[0], train_y, test[0], test_y, n, cfg.linear_epochs,
+                                                cfg.linear_lr, seed)
+
+    def attentive(seed: int) -> float:
+        return evaluation.attentive_probe_accuracy(train[2], train_y, test[2], test_y, n, a.epochs, a.lr, seed,
+                                                   a.queries, a.batch_size, a.weight_decay)
+
+    out = {"train_clips": len(train_y), "test_clips": len(test_y), "classes": n}
+    if cfg.mode == "probes":
+        seeds = cfg.linear_seeds or [cfg.run.seed]
+        out.update(knn=knn(), linear_seeds={str(s): linear(s) for s in seeds},
+                   attentive_seeds={str(s): attentive(s) for s in seeds},
+                   chance=float(torch.bincount(test_y).max()) / len(test_y))
+        out["linear"] = sum(out["linear_seeds"].values()) / len(seeds)
+        out["attentive"] = sum(out["attentive_seeds"].values()) / len(seeds)
+    else:
+        out["top1"] = {"knn": knn, "linear": linear, "attentive": attentive}[cfg.mode](
+            *(() if cfg.mode == "knn" else (cfg.run.seed,)))
     return out
 
 

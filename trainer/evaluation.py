@@ -93,14 +93,18 @@ def classify_videos(model: torch.nn.Module, videos: list[Video], spec: ViewSpec,
 
 # ------------------------------------------------------------------------------------------- frozen features
 def iter_features(model: torch.nn.Module, paths: list[str], split: str, spec: ViewSpec, *, device: torch.device,
-                  batch_size: int = 16, sources: list[str] | None = None, options: storage.Options = None
-                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(features (b, C), labels (b,)) over a split's labeled clips, centre view, pooled encoder features."""
+                  batch_size: int = 16, sources: list[str] | None = None, options: storage.Options = None,
+                  tokens: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+    """(features (b, C), labels (b,)) over a split's labeled clips, centre view, pooled encoder features; with
+    `tokens`, (features, labels, tokens (b, N, C)): every encoder token too, from the same forward pass (the
+    attentive probe's input; fp32, N x C x 4 bytes a clip)."""
     clips, labels = [], []
 
     def flush():
         x = torch.stack(clips).to(device)
-        return model.forward_pooled(x).float().cpu(), torch.tensor(labels)
+        every = model.forward_features(x)  # (b, N, C)
+        pooled = model.pool(every).float().cpu(), torch.tensor(labels)
+        return (*pooled, every.float().cpu()) if tokens else pooled
 
     with torch.no_grad():
         for path in paths:

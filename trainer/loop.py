@@ -9,8 +9,13 @@ is loaded), the loss of one batch, and optionally a validation. The loop owns th
 - worker: seed -> task -> restore the weights of the checkpoint Ray Train hands back -> attention kernel -> wrap (DDP
   through Ray Train, or FSDP2 `fully_shard`), then torch.compile -> fused AdamW and its restored state -> this
   worker's data streams from the checkpoint's position (trainer/data.py `worker_batches`) -> per step: lr from the
-  schedule, `train_step` (one precision path, trainer/step.py), throughput -> a report every `run.log_every` steps, a
-  report with a checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
+  schedule, `train_step` over `optim.accum_steps` micro-batches (one precision path, the gradient all-reduce skipped
+  on all but the last: trainer/step.py), throughput -> a report every `run.log_every` steps, a report with a
+  checkpoint every `run.checkpoint_every` steps and at the end, validation where the task asks for it.
+
+A step is an optimizer step: the schedule, the logged step, `samples_seen` (+ the effective batch) and every
+checkpoint count them, so a checkpoint always falls on an accumulation boundary and a resume continues the data at
+the next step's first micro-batch.
 
 The rhythm depends on the step alone, so every worker calls `ray.train.report` the same number of times, and a run
 restarted after its last step reports nothing on every rank. The fast paths (2+ workers, FSDP, bf16 autocast,
@@ -138,6 +143,9 @@ def prepare(cfg, sources: list[str] | None = None, labeled: bool = False) -> tup
         raise ValueError(f"data.streams: {cfg.streams} streams over an epoch of {plan.mean_epoch_length} clips")
     steps_per_epoch = max(1, plan.mean_epoch_length // cfg.global_batch)
     total = cfg.optim.max_steps or math.ceil(cfg.optim.epochs * steps_per_epoch)
+    log.info("effective batch %d clips per optimizer step = data.batch_size %d x scaling.num_workers %d x "
+             "optim.accum_steps %d; lr scaled by %.4g", cfg.global_batch, cfg.data.batch_size,
+             cfg.scaling.num_workers, cfg.optim.accum_steps, cfg.lr_scale)
     problem = warmup_problem(cfg.optim, total, steps_per_epoch)
     if problem:
         log.warning("%s", problem)
@@ -244,21 +252,24 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
     window = Window(worker, StepTimer(), cfg.debug.log_data)
     tokens_per_clip = checkpointing.unwrap(model).cfg.num_patches
     model.train()
-    for batch in batches:
-        window.seen(batch)
-        batch = to_device(batch, worker.device)
+    skip_sync = functools.partial(skip_grad_sync, model)
+    for micro in optimizer_steps(batches, cfg.optim.accum_steps):
+        for batch in micro:
+            window.seen(batch)
         set_lr(optimizer, schedule(step))
         t0 = time.perf_counter()
+        losses = [functools.partial(_micro_loss, task, model, batch, worker.device) for batch in micro]
         try:
-            window.results.append(train_step(model, optimizer, functools.partial(task.loss, model, batch), precision,
-                                             scaler, cfg.optim.clip_grad, step + 1))
+            window.results.append(train_step(model, optimizer, losses, precision, scaler, cfg.optim.clip_grad,
+                                             step + 1, skip_sync))
         except NonFiniteLossError as e:  # every rank sees it at the same step (train_step agrees across workers)
             _stop(cfg, worker, sink, step + 1, f"{e}. {_resume_hint(position)}")
             return
         window.stepped(time.perf_counter() - t0)
         step += 1
         samples_seen += cfg.global_batch
-        window.timer.tick(len(batch["clip"]), len(batch["clip"]) * tokens_per_clip)
+        clips = sum(len(batch["clip"]) for batch in micro)
+        window.timer.tick(clips, clips * tokens_per_clip)
         _maybe_fail(cfg, step, worker.rank)
 
         last = step == total
@@ -294,6 +305,40 @@ def _run(task: Task, model, optimizer, scaler, batches, cfg, length: Length, wor
         sink.close()
     if step < total:
         raise RuntimeError(f"the data stream ended at step {step} of {total}")
+
+
+def _micro_loss(task: Task, model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.Tensor:
+    """One micro-batch's loss; its clips reach the device only now (one micro-batch of float clips at a time)."""
+    return task.loss(model, to_device(batch, device))
+
+
+def optimizer_steps(batches, accum_steps: int):
+    """Group the worker's micro-batches into optimizer steps of `accum_steps` each (a stream that ends inside a step
+    leaves that step out; `_run` then reports the short stream)."""
+    micro: list[Batch] = []
+    for batch in batches:
+        micro.append(batch)
+        if len(micro) == accum_steps:
+            yield micro
+            micro = []
+
+
+@contextlib.contextmanager
+def skip_grad_sync(model: torch.nn.Module):
+    """Backward passes inside do not average the gradients over workers (micro-steps before the last of an optimizer
+    step): DDP's `no_sync`, FSDP2's `set_requires_gradient_sync(False)`; one worker, no wrapper: nothing to skip."""
+    inner = model._orig_mod if hasattr(model, "_orig_mod") else model  # torch.compile wraps DDP/FSDP, not inside
+    if isinstance(inner, torch.nn.parallel.DistributedDataParallel):
+        with inner.no_sync():
+            yield
+    elif hasattr(inner, "set_requires_gradient_sync"):  # FSDP2's FSDPModule
+        inner.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            inner.set_requires_gradient_sync(True)
+    else:
+        yield
 
 
 def _setup(model: torch.nn.Module, cfg, worker: Worker):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from trainer.checkpointing import served
 from trainer.config import OptimSection
 
 
@@ -32,14 +33,18 @@ def layer_id(name: str, depth: int) -> int:
 
 def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
     """Parameter groups with `weight_decay` and an `lr_scale` each (1.0 without layer decay)."""
-    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    _, prefix = served(model)  # a training wrapper's student: its names decide, the wrapper's own are a last layer
+    skip = {prefix + n for n in model.no_weight_decay()} if hasattr(model, "no_weight_decay") else set()
     depth = model.cfg.depth
     groups: dict[tuple[int, bool], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         no_decay = p.ndim == 1 or name.endswith(".bias") or name in skip
-        layer = layer_id(name, depth) if layer_decay < 1.0 else 0
+        if layer_decay >= 1.0:
+            layer = 0
+        else:
+            layer = layer_id(name.removeprefix(prefix), depth) if name.startswith(prefix) else depth + 1
         key = (layer, no_decay)
         if key not in groups:
             scale = layer_decay ** (depth + 1 - layer) if layer_decay < 1.0 else 1.0

@@ -161,7 +161,11 @@ class VideoMAEPretrain(nn.Module):
 
     def forward_pooled(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, C) clip feature: the mean of the encoder's tokens."""
-        return self.forward_features(clip).mean(dim=1)
+        return self.pool(self.forward_features(clip))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) tokens of `forward_features` -> (B, C) clip feature."""
+        return tokens.mean(dim=1)
 
     @property
     def has_decoder(self) -> bool:
@@ -192,11 +196,18 @@ class VideoMAEClassifier(_Transformer):
     def forward_pooled(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, C) clip feature: fc_norm(mean of tokens); without mean pooling, the mean of the normed tokens (the
         reference takes token 0 there, a leftover of class-token ViTs: VideoMAE has no class token)."""
-        x = self.forward_features(clip)  # (B, N, C)
-        return self.fc_norm(x.mean(dim=1)) if self.fc_norm is not None else x.mean(dim=1)
+        return self.pool(self.forward_features(clip))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) tokens of `forward_features` -> (B, C) clip feature, as `forward_pooled`."""
+        return self.fc_norm(tokens.mean(dim=1)) if self.fc_norm is not None else tokens.mean(dim=1)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.head(self.head_dropout(self.forward_pooled(clip)))  # (B, num_classes)
+        return self.classify(self.forward_features(clip))  # (B, num_classes)
+
+    def classify(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) tokens of `forward_features` -> (B, num_classes) logits, as `forward`."""
+        return self.head(self.head_dropout(self.pool(tokens)))
 
     @property
     def has_decoder(self) -> bool:

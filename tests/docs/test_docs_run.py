@@ -26,8 +26,13 @@ OVERRIDES = [
     Override(r"trainer/postpretrain\.py --config \S+",
              "--set optim.max_steps=6 --set optim.warmup_steps=1 --set run.checkpoint_every=6 --set run.log_every=2 "
              "--set eval.num_clips=1 --set eval.num_crops=1"),
+    Override(r"trainer/distill\.py --config \S+",
+             "--set optim.max_steps=4 --set optim.warmup_steps=1 --set run.checkpoint_every=4 --set run.log_every=2 "
+             "--set eval.num_clips=1 --set eval.num_crops=1"),
+    Override(r"trainer/evaluate\.py --config configs/evaluate/attentive_tiny\.yaml", "--set attentive.epochs=3"),
 ]
-PAGES = ["README.md", "docs/ingest.md", "docs/extract.md", "docs/model.md", "docs/api.md"]  # in order, one workspace
+# in order, one workspace (docs/training.md distils and probes README's runs)
+PAGES = ["README.md", "docs/training.md", "docs/ingest.md", "docs/extract.md", "docs/model.md", "docs/api.md"]
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,12 @@
 """Every fast path a cluster takes, executed on CPU on real Ray Train (gloo): 2-worker DDP, FSDP (FSDP2 fully_shard),
-bf16 autocast, torch.compile, gradient checkpointing, a killed worker, and 2-worker validation.
+bf16 autocast, torch.compile, gradient checkpointing, gradient accumulation, a killed worker, and 2-worker validation.
 
 One module-scoped set of short nano runs on the val split of the session shards (88 clips: an epoch is 11 steps of a
 global batch of 8), all with the same seed, data order (2 read streams) and a constant lr, so that they can be
 compared step by step. The tolerances and why each is what it is are in docs/training.md ("Fast paths").
+The FSDP, bf16 and compiled runs accumulate 2 micro-batches of 2 clips per worker (`optim.accum_steps`): the same
+clips per optimizer step as DDP's batch of 4, so they compare with it as before and run the skipped all-reduce of
+their own wrapper (FSDP2's, compiled DDP's) under their precision.
 """
 
 from __future__ import annotations
@@ -41,14 +44,20 @@ LOSS_BF16 = 5e-3  # bf16 autocast (8-bit mantissa) against fp32
 BASE = ("data.split=val", "data.cpus_per_task=0.25", "optim.lr=3e-3", "optim.min_lr=3e-3", "optim.warmup_steps=0",
         "run.log_every=1", "run.checkpoint_every=4", "run.max_failures=2", "debug.log_data=true")
 TWO = ("scaling.num_workers=2", "scaling.cpus_per_worker=0.5")  # data.batch_size 4 each: a global batch of 8
+ACCUM2 = ("data.batch_size=2", "optim.accum_steps=2")  # the same 4 clips per worker and optimizer step, in 2 halves
 RUNS = {
     "ddp": (*TWO, "optim.max_steps=12", "debug.fail_at_step=6"),
     "single": ("scaling.num_workers=1", "scaling.cpus_per_worker=1", "data.batch_size=8", "data.streams=2",
                "optim.max_steps=12"),
-    "fsdp": (*TWO, "scaling.strategy=fsdp", "model.grad_checkpointing=true", "optim.max_steps=8",
+    "fsdp": (*TWO, *ACCUM2, "scaling.strategy=fsdp", "model.grad_checkpointing=true", "optim.max_steps=8",
              "debug.fail_at_step=6", "monitor.enabled=true", "monitor.every=4"),  # the checks gather weights too
-    "bf16": (*TWO, "scaling.precision=bf16", "optim.max_steps=4"),
-    "compiled": (*TWO, "model.compile=true", "optim.max_steps=6", "debug.fail_at_step=5"),
+    "bf16": (*TWO, *ACCUM2, "scaling.precision=bf16", "optim.max_steps=4"),
+    "compiled": (*TWO, *ACCUM2, "model.compile=true", "optim.max_steps=6", "debug.fail_at_step=5"),
+    # Gradient accumulation against "single" (1 worker x 8 clips, 2 streams): 1 worker x 4 micro-batches of 2, and
+    # 2 workers x 2 micro-batches of 2 (killed at step 6: the resume lands on an optimizer step).
+    "accum4": ("scaling.num_workers=1", "scaling.cpus_per_worker=1", "data.batch_size=2", "data.streams=2",
+               "optim.accum_steps=4", "optim.max_steps=12"),
+    "accum2x2": (*TWO, *ACCUM2, "optim.max_steps=12", "debug.fail_at_step=6"),
 }
 
 
@@ -175,6 +184,45 @@ def test_killed_worker_restarts_both_from_the_checkpoint_and_repeats_nothing(run
     lineage = [seq for s, ranks in sorted(ddp.data().items()) for rank in ranks for seq in rank]
     assert len(lineage) == len(set(lineage)) == 12 * 8
     assert ddp.result.metrics["step"] == 12 and ddp.result.metrics["samples_seen"] == 96
+
+
+# ------------------------------------------------------------------------------------------ gradient accumulation
+def test_accumulated_micro_batches_equal_one_larger_batch(runs):
+    """1 worker x accum 4 x 2 clips and 2 workers x accum 2 x 2 clips against 1 worker x 8 clips: every optimizer step
+    trains on the same 8 clips (the micro-batches of a step are consecutive positions of each stream), so the losses
+    (the mean of the micro-batches' mean losses: every clip counts the same tokens, see the DDP test), gradient norms
+    and final weights agree; the effective batch (8) sets the steps, the lr scaling and the data position."""
+    single = runs["single"]
+    steps = range(1, 13)
+    for name in ("accum4", "accum2x2"):
+        run = runs[name]
+        assert run.cfg.global_batch == single.cfg.global_batch == 8 and run.cfg.lr_scale == single.cfg.lr_scale
+        data, single_data = run.data(), single.data()
+        for s in steps:
+            assert sorted(seq for rank in data[s] for seq in rank) == sorted(single_data[s][0]), (name, s)
+        report(f"loss, {name} vs 1 worker x 8", rel_diff(losses(run, steps), losses(single, steps)), LOSS_DDP)
+        grad = [run.steps()[s]["grad_norm"] for s in steps], [single.steps()[s]["grad_norm"] for s in steps]
+        report(f"grad norm, {name} vs 1 worker x 8", rel_diff(*grad), 10 * LOSS_DDP)
+        report(f"weights, {name} vs 1 worker x 8", weights_rel_diff(weights(run.run_dir), weights(single.run_dir)),
+               WEIGHTS_DDP)
+        assert run.result.metrics["step"] == 12 and run.result.metrics["samples_seen"] == 96
+
+
+def test_accumulation_resumes_at_an_optimizer_step(runs):
+    """2 workers x accum 2, rank 0 killed at step 6: both restart from the step-4 checkpoint (written after a whole
+    optimizer step), each stream at its 4 x 4 clips, and replay step 5's micro-batches."""
+    run = runs["accum2x2"]
+    assert (run.run_dir / loop.FAIL_MARKER).exists()
+    for step, ckpt in run.checkpoints().items():  # every checkpoint at a whole step of the effective batch
+        assert json.loads((ckpt / POSITION_FILE).read_text())["samples_seen"] == 8 * step
+    rows = read_metrics(str(run.run_dir))
+    again = [r for r in rows if r["attempt_start_step"] > 0]
+    assert {r["attempt_start_step"] for r in again} == {4} and again[0]["attempt_first_seq"] == 16
+    first = {r["step"]: r for r in rows if r["attempt_start_step"] == 0}
+    report("loss of step 5, accumulated, restarted vs first attempt", rel_diff([again[0]["loss"]], [first[5]["loss"]]),
+           LOSS_SAME_MATH)
+    lineage = [seq for _, ranks in sorted(run.data().items()) for rank in ranks for seq in rank]
+    assert len(lineage) == len(set(lineage)) == 12 * 8
 
 
 # ----------------------------------------------------------------------------------------------------------- FSDP

@@ -37,6 +37,30 @@ def test_layer_decay_scales_by_depth():
     assert scale["patch_embed.proj.weight"] == 0.5 ** (depth + 1)
 
 
+def test_a_training_wrapper_groups_its_student_by_the_students_names():
+    """Distillation's wrapper (student + projection): the student's layers decay as the student alone does, the
+    projection is a last layer."""
+    from trainer.distill import Distiller
+
+    clf = create_classifier("nano", num_classes=5)
+    wrapped = param_groups(Distiller(clf, 192), weight_decay=0.05, layer_decay=0.5)
+    alone = {n: (g["lr_scale"], g["weight_decay"]) for g in param_groups(clf, 0.05, 0.5) for n in g["names"]}
+    scale = {n: (g["lr_scale"], g["weight_decay"]) for g in wrapped for n in g["names"]}
+    assert {n.removeprefix("student."): v for n, v in scale.items() if n.startswith("student.")} == alone
+    assert scale["project.weight"] == (1.0, 0.05) and scale["project.bias"] == (1.0, 0.0)
+
+
+def test_accumulation_sets_the_effective_batch():
+    base = ["data.path=/x", "model.preset=nano", "run.name=a", "data.batch_size=4", "scaling.num_workers=2",
+            "optim.lr=1.0e-3"]
+    cfg = load_config("pretrain", None, [*base, "optim.accum_steps=4"])
+    assert cfg.micro_batch == 8 and cfg.global_batch == 32 and cfg.lr_scale == 32 / 256
+    with pytest.raises(ConfigError, match="micro-batch of 8 clips"):  # streams divide each micro-batch
+        load_config("pretrain", None, [*base, "optim.accum_steps=4", "data.streams=16"])
+    with pytest.raises(ConfigError, match="accum_steps"):
+        load_config("pretrain", None, [*base, "optim.accum_steps=0"])
+
+
 def test_schedule_warms_up_from_zero_then_cosine_to_min():
     s = Schedule(lr=1e-3, min_lr=1e-5, warmup_lr=0.0, warmup_steps=10, total_steps=100)
     assert s(0) == 0.0 and s(9) == pytest.approx(1e-3) and s(10) == pytest.approx(1e-3)

@@ -1,9 +1,16 @@
-"""Frozen-feature probes (trainer/evaluation.py) on toy problems whose answer is known."""
+"""Frozen-feature probes (trainer/evaluation.py) on toy problems whose answer is known, and trainer/evaluate.py's
+report of the three on real shards."""
 
 from __future__ import annotations
 
-import torch
+import json
 
+import pytest
+import torch
+from trainer_testlib import recipe
+
+import videomae
+from trainer import evaluate
 from trainer.evaluation import attentive_probe_accuracy, knn_accuracy, linear_probe_accuracy
 
 
@@ -39,3 +46,22 @@ def test_linear_and_knn_on_separable_features():
     b = centres[yb] + torch.randn(80, 16, generator=g)
     assert linear_probe_accuracy(a, ya, b, yb, 4, epochs=100, lr=1e-2) > 0.95
     assert knn_accuracy(a, ya, b, yb, k=10, temperature=0.07, num_classes=4) > 0.95
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_three_protocols_side_by_side(sample_shards, tmp_path):
+    """trainer/evaluate.py mode probes on the session shards' 88 val clips (fit and scored on them: the wiring, not a
+    result): k-NN, the linear and the attentive probe from one forward pass per clip, both probes per seed."""
+    torch.manual_seed(0)
+    videomae.create_model("nano").save(tmp_path / "nano")
+    cfg = recipe("evaluate", "configs/evaluate/attentive_tiny.yaml", sample_shards, tmp_path, "probes", "mode=probes",
+                 f"model.init_from={tmp_path / 'nano'}", "train_split=val", "eval.split=val", "linear_seeds=[0,1]",
+                 "attentive.epochs=3", "linear_epochs=20")
+    out = evaluate.main(cfg=cfg)
+    assert out["train_clips"] == out["test_clips"] == 88 and out["classes"] >= 6
+    for protocol in ("linear", "attentive"):
+        seeds = out[f"{protocol}_seeds"]
+        assert sorted(seeds) == ["0", "1"] and all(0 <= v <= 1 for v in seeds.values())
+        assert out[protocol] == pytest.approx(sum(seeds.values()) / 2)
+    assert 0 <= out["knn"] <= 1 and 0 < out["chance"] < 1
+    assert json.loads((tmp_path / "probes" / "eval_probes.json").read_text()) == out

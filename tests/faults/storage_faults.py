@@ -57,7 +57,7 @@ def model_dir(work: Path) -> Path:
 
 def run_extract(root: Path, output: str, source_root: str | None = None, work: Path | None = None) -> None:
     from trainer import extract
-    from trainer.extraction import load_config
+    from trainer.extraction.config import load_config
 
     manifest = f"{source_root or root}/motion_b.jsonl"
     cfg = load_config(str(REPO / "configs/extract/sample.yaml"),
@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="a few scenarios (what the tests run)")
     ap.add_argument("--work", type=Path)
+    ap.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
     args = ap.parse_args(argv)
     from ingest.sample_data import generate
 
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(root, "small", seed=0)
     rows = []
     for (job, fault), ns in (QUICK if args.quick else FULL).items():
-        for n in ns:
+        for n in ns if job in args.jobs else []:
             rows.append(scenario(job, fault, n, root, work / job))
             r = rows[-1]
             print(f"[storage] {job} {fault} {n}: {'ok' if r['ok'] else r} ({r['error'][:120]})", flush=True)

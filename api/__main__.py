@@ -48,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger().setLevel(settings.log_level.upper())
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                # Past the admission queue the app answers 503 itself; this caps raw connections as a backstop.
-                limit_concurrency=settings.queue_size * 4 + 16, timeout_keep_alive=5)
+                # Past the admission queue the app answers 503 with Retry-After itself; this caps raw connections
+                # and tasks as a backstop against a connection flood. uvicorn's own 503 carries no Retry-After, so
+                # the cap sits well above what overload reaches: at queue_size * 4 + 16 (80) it answered a few of
+                # 64 closed-loop clients (bench/soak.py; lingering connections of cut-off uploads count too).
+                limit_concurrency=settings.queue_size * 8 + 128, timeout_keep_alive=5)
     return 0
 
 

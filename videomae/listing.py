@@ -73,7 +73,7 @@ def list_files(location: str, extensions: list[str] | tuple[str, ...] = (), opti
     prefix = storage.protocol_prefix(location)
     if storage.is_glob(path):
         root = path[: min(path.index(c) for c in storage.GLOB_CHARS if c in path)].rsplit("/", 1)[0]
-        found = [p for p in storage.glob(location, options) if storage.is_file(p, options)]
+        found = [p for p in storage.glob(location, options) if storage.file_size(p, options) is not None]
     else:
         if not storage.is_dir(location, options):
             raise FileNotFoundError(f"{location} is not a directory, glob or manifest")

@@ -15,6 +15,7 @@ directories, clip shards) and the API (its model) all go through here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -123,21 +124,49 @@ def is_dir(uri: str, options: Options = None) -> bool:
     return fs.isdir(path)
 
 
+def file_size(uri: str, options: Options = None) -> int | None:
+    """The size of the file at `uri`, None when there is none (absent, or a directory there). Any other failure to
+    look (an I/O error, a timeout) raises, where fsspec's `isfile` and `exists` answer False to every error: a storage
+    fault must not read as a missing input."""
+    fs, path = filesystem(uri, options)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return None
+    if info.get("type") != "file":
+        return None
+    return int(info["size"]) if info.get("size") is not None else int(fs.size(path))
+
+
 def size(uri: str, options: Options = None) -> int:
     fs, path = filesystem(uri, options)
     return int(fs.size(path))
 
 
+def _raise_on_error(fs: fsspec.AbstractFileSystem) -> dict:
+    """fsspec's generic find and glob walk the tree and leave out, silently, a directory whose listing fails (an I/O
+    error, a timeout): a listing short of its files would read as a smaller input. For them, raise every error but
+    a missing directory (nothing to list, as before). Filesystems with their own find (object stores: one listing
+    call, which raises) take no such argument."""
+    return {"on_error": _raise_unless_missing} if getattr(fs.find, "__func__", None) is fsspec.AbstractFileSystem.find \
+        else {}
+
+
+def _raise_unless_missing(error: OSError) -> None:
+    if not isinstance(error, FileNotFoundError):
+        raise error
+
+
 def glob(pattern: str, options: Options = None) -> list[str]:
-    """URIs matching a glob, sorted."""
+    """URIs matching a glob, sorted. A listing that fails raises."""
     fs, path = filesystem(pattern, options)
-    return sorted(_uri(p, pattern) for p in fs.glob(path))
+    return sorted(_uri(p, pattern) for p in fs.glob(path, **_raise_on_error(fs)))
 
 
 def find(uri: str, options: Options = None) -> list[str]:
-    """Every file below a directory, recursively, as URIs, sorted."""
+    """Every file below a directory, recursively, as URIs, sorted. A listing that fails raises."""
     fs, path = filesystem(uri, options)
-    return sorted(_uri(p, uri) for p in fs.find(path))
+    return sorted(_uri(p, uri) for p in fs.find(path, **_raise_on_error(fs)))
 
 
 def remove(uri: str, options: Options = None) -> None:
@@ -164,13 +193,20 @@ def read_text_or_none(uri: str, options: Options = None) -> str | None:
 
 
 def write_bytes(uri: str, data: bytes, options: Options = None) -> None:
-    """Write atomically: a temporary name in the same directory, then a rename."""
+    """Write atomically: a temporary name in the same directory, then a rename. A write that fails (a full disk, an
+    I/O error) removes its temporary file, whose torn bytes would otherwise stay behind and, on a full disk, keep it
+    full, and raises an OSError that names `uri` (the error of a failed write() names no file)."""
     fs, path = filesystem(uri, options)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-    fs.mv(tmp, path)
+    try:
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            fs.rm(tmp)
+        raise OSError(e.errno, f"cannot write {uri}: {e.strerror or e}") from e
 
 
 def write_text(uri: str, text: str, options: Options = None) -> None:

@@ -21,9 +21,11 @@ def fingerprint_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
     if not rec.ok:
         return rec
     d = cfg.dedupe
-    try:
-        with storage.local_file(rec.uri, cfg.source(rec.source).storage_options) as local:
-            rec.sha256 = storage.sha256_file(local)
+    # Reading the file (a download from an object store, the hash) is storage's work: an error there propagates and
+    # stops the job, naming the file. Only what the decoders say about the bytes rejects the input.
+    with storage.local_file(rec.uri, cfg.source(rec.source).storage_options) as local:
+        rec.sha256 = storage.sha256_file(local)
+        try:
             reader = video.FrameReader(local, record_length(rec), backend=cfg.decode_backend, rotation=rec.rotation)
             times = signature.sample_times(rec.duration_s, d.interval_s, d.max_samples)
             frames = reader.at_times(times)
@@ -31,10 +33,10 @@ def fingerprint_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
                 set_length(rec, reader.length)
                 times = signature.sample_times(rec.duration_s, d.interval_s, d.max_samples)
                 frames = reader.at_times(times)
-    except video.VideoError as e:
-        return rec.reject(DECODE_ERROR, e.detail)
-    except OSError as e:
-        return rec.reject(DECODE_ERROR, f"{type(e).__name__}: {e}")
+        except video.VideoError as e:
+            return rec.reject(DECODE_ERROR, e.detail)
+        except OSError as e:  # a decoder's own error on a damaged stream (PyAV raises OSError subclasses)
+            return rec.reject(DECODE_ERROR, f"{type(e).__name__}: {e}")
     span = clip_span(cfg.clips.num_frames, cfg.stride_for(cfg.source(rec.source)))
     if rec.num_frames < span:  # the count found fewer frames than the claim
         return rec.reject(TOO_SHORT, too_short_detail(rec, span))

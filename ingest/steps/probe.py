@@ -33,11 +33,16 @@ def probe_record(rec: VideoRecord, cfg: IngestConfig) -> VideoRecord:
         return rec
     options = cfg.source(rec.source).storage_options
     try:
-        if not storage.is_file(rec.uri, options):
-            return rec.reject(MISSING, rec.uri)
-        rec.size_bytes = storage.size(rec.uri, options)
-    except OSError as e:
+        size = storage.file_size(rec.uri, options)
+    except (PermissionError, NotADirectoryError) as e:  # the input's own state, the same on every rerun
         return rec.reject(MISSING, str(e))
+    except OSError as e:
+        # A storage fault (an I/O error, a timeout) stops the job, naming the file, instead of dropping the input as
+        # missing: the run would complete with a dataset short of it, and a rerun would reuse that verdict.
+        raise OSError(e.errno, f"cannot read {rec.uri}: {e.strerror or e}") from e
+    if size is None:
+        return rec.reject(MISSING, rec.uri)
+    rec.size_bytes = size
     if rec.size_bytes == 0:
         return rec.reject(EMPTY, "0 bytes")
     try:

@@ -46,10 +46,9 @@ class StartupError(Exception):
     and the command that makes one (`python -m api` prints it and exits 2, before serving)."""
 
 
-MAKE_MODEL = ("make one with `make demo` (runs/demo/pretrain/model) or `python trainer/pretrain.py --config "
+MAKE_MODEL = ("to make one: `make demo` (runs/demo/pretrain/model) or `python trainer/pretrain.py --config "
               "configs/pretrain/tiny.yaml`")
-MAKE_INDEX = ("build one with `make demo` (runs/demo/index) or `python trainer/search.py build --features DIR "
-              "--index DIR`")
+MAKE_INDEX = "to make one: `make demo` (runs/demo/index) or `python trainer/search.py build --features DIR --index DIR`"
 
 
 def _one_line(e: BaseException) -> str:

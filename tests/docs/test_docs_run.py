@@ -170,10 +170,15 @@ def test_quickstart_numbers_come_from_a_demo_summary():
     if str(REPO / "scripts") not in sys.path:  # scripts/ are plain scripts; demo_report imports its sibling `stages`
         sys.path.insert(0, str(REPO / "scripts"))
     demo_report = importlib.import_module("demo_report")
-    summary = json.loads((REPO / "docs/quickstart-summary.json").read_text())
     page = (REPO / "docs/quickstart.md").read_text()
     start, end = page.index(demo_report.NUMBERS_BEGIN), page.index(demo_report.NUMBERS_END)
-    assert page[start:end + len(demo_report.NUMBERS_END)] == demo_report.numbers_block(summary)
+    block = page[start:end + len(demo_report.NUMBERS_END)]
+    committed = REPO / "docs/quickstart-summary.json"
+    if not committed.exists():  # no run committed yet: no figures at all, rather than typed ones
+        assert block == f"{demo_report.NUMBERS_BEGIN}\n{demo_report.NUMBERS_END}", block
+        return
+    summary = json.loads(committed.read_text())
+    assert block == demo_report.numbers_block(summary)
     assert summary["config"] == "configs/demo/quickstart.yaml"  # make demo's, not the --quick twin's
 
 

@@ -3,7 +3,14 @@ PY := .venv/bin/python
 
 .PHONY: setup demo test test-fast lint bench
 
-setup:
+# scripts/setup.sh runs again only when what it installs from changed (it writes the stamp when it succeeds);
+# `bash scripts/setup.sh` forces it.
+SETUP_STAMP := .venv/.setup-done
+SETUP_INPUTS := scripts/setup.sh pyproject.toml constraints.txt setup.py videomae/video/_jpegbox.c
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): $(SETUP_INPUTS)
 	bash scripts/setup.sh
 
 demo: setup

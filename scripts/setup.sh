@@ -51,3 +51,5 @@ from videomae.video import jpegbox
 print(f"[setup] ok: torch {torch.__version__}, torchvision {torchvision.__version__}, ray {ray.__version__}, timm {timm.__version__}")
 print(f"[setup] JPEG box decoding: {'built' if jpegbox.available() else 'not built (whole frames; see scripts/setup.sh)'}")
 PY
+# The stamp `make` compares with this script's inputs: `make demo` / `make test` re-run it only when one changed.
+touch .venv/.setup-done

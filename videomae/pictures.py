@@ -47,15 +47,23 @@ def panels(model: torch.nn.Module, clip: torch.Tensor, enc_mask: torch.Tensor, d
     of `ROWS`, plus "loss" (the pre-training loss of this clip). `pred` (N_dec, P): the decoder's output when the
     caller has it already; else the model runs once."""
     cfg = model.cfg
-    t, p = cfg.tubelet_size, cfg.patch_size
-    x = clip[None].float()  # (1, 3, T, H, W), on the CPU: pictures are small
+    if pred is None:
+        device = next(model.parameters()).device
+        x = clip[None].float().to(device)
+        pred = model(x, enc_mask[None].to(device), dec_mask[None].to(device))[1][0]  # (N_dec, P)
+    return prediction_panels(clip, enc_mask, dec_mask, pred, cfg.tubelet_size, cfg.patch_size)
+
+
+@torch.no_grad()
+def prediction_panels(clip: torch.Tensor, enc_mask: torch.Tensor, dec_mask: torch.Tensor, pred: torch.Tensor,
+                      t: int, p: int) -> dict[str, np.ndarray]:
+    """`panels` from the decoder's output `pred` (N_dec, P) already at hand, for tubelet `t` and patch `p` (the API's
+    reconstruction has it from its batch)."""
+    x = clip[None].float().cpu()  # (1, 3, T, H, W), on the CPU: pictures are small
     _, _, nt, h, w = x.shape
     grid = (nt // t, h // p, w // p)
     enc_mask, dec_mask = enc_mask.cpu(), dec_mask.cpu()
-    enc, dec = enc_mask[None], dec_mask[None]  # (1, N)
-    if pred is None:
-        device = next(model.parameters()).device
-        pred = model(x.to(device), enc.to(device), dec.to(device))[1][0]  # (N_dec, P)
+    dec = dec_mask[None]  # (1, N)
     pred = pred.float().cpu()
     original = patchify(unnormalize(x), t, p)[0]  # (N, tpp, 3) in [0, 1]
     scored = enc_mask & dec_mask  # (N,) hidden and decoded: what the loss counts

@@ -117,3 +117,16 @@ def test_search_without_an_index_is_409(server):
         for params, path in (({}, "/v1/index"), ({"clip_id": "x"}, "/v1/search/thumbnail")):
             r = c.get(path, params=params)
             assert r.status_code == 409 and r.json()["error"] == "no_index", path
+
+
+def test_unversioned_search_is_the_v1_route(feature_corpus, search_server):
+    """POST /search (the alias the project's description names) answers as /v1/search: same hits, key, errors."""
+    query = feature_corpus["root"] / "copy_of_v0.mp4"
+    with search_server.client() as c:
+        answers = [c.post(path, params={"k": 3}, files=upload(query)) for path in ("/v1/search", "/search")]
+        assert [r.status_code for r in answers] == [200, 200], answers[1].text
+        assert answers[1].json() == answers[0].json()
+        bad = c.post("/search", params={"video_id": "x"}, files=upload(query))
+        assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+    with search_server.client(key=None) as c:
+        assert c.post("/search", params={"video_id": _vid(0)}).status_code == 401

@@ -14,6 +14,7 @@ from api_helpers import API_KEY, OTHER_KEY, library_clip, start_server, stop_ser
 from PIL import Image
 
 import videomae
+from videomae.pictures import prediction_panels
 from videomae.transforms import sliding_windows, to_uint8_frames
 from videomae.video import probe
 
@@ -138,7 +139,7 @@ def test_reconstruct_png_layout(server, videos, trained_model):
         r = c.post("/v1/reconstruct", files=upload(videos["real"]), params={"seed": 3, "start": 2})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     img = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
-    assert img.shape == (3 * 64, 8 * 64, 3)  # rows: original, masked, reconstruction; a column per frame
+    assert img.shape == (5 * 64, 8 * 64, 3)  # rows: original, masked, reconstruction, prediction, error
     clip, enc, dec, loss = _library_loss(trained_model, videos["real"], 2, 2, 3, videomae.MaskingConfig(decoder="none"))
     frames = to_uint8_frames(clip)  # (T, S, S, 3)
     np.testing.assert_array_equal(img[:64], np.concatenate(list(frames), axis=1))
@@ -151,10 +152,18 @@ def test_reconstruct_png_layout(server, videos, trained_model):
     np.testing.assert_array_equal(tile[r1 * 16:(r1 + 1) * 16, c1 * 16:(c1 + 1) * 16],
                                   frames[0][r1 * 16:(r1 + 1) * 16, c1 * 16:(c1 + 1) * 16])
     # Row 2: visible cubes are copied from the input, hidden ones predicted (not grey).
-    rec_tile = img[128:, :64]
+    rec_tile = img[128:192, :64]
     np.testing.assert_array_equal(rec_tile[r1 * 16:(r1 + 1) * 16, c1 * 16:(c1 + 1) * 16],
                                   frames[0][r1 * 16:(r1 + 1) * 16, c1 * 16:(c1 + 1) * 16])
     assert not (rec_tile[r0 * 16:(r0 + 1) * 16, c0 * 16:(c0 + 1) * 16] == 128).all()
+    # Rows 3 and 4, videomae/pictures.py's views of the same prediction: visible cubes as in row 1.
+    with torch.inference_mode():
+        _, pred = trained_model(clip[None], torch.from_numpy(enc)[None], torch.from_numpy(dec)[None])
+    views = prediction_panels(clip, torch.from_numpy(enc), torch.from_numpy(dec), pred[0], 2, 16)
+    for row, name in ((3, "prediction"), (4, "error")):
+        expected = (views[name] * 255).round().astype(np.uint8)  # (T, S, S, 3)
+        np.testing.assert_allclose(img[row * 64:(row + 1) * 64].astype(int),
+                                   np.concatenate(list(expected), axis=1).astype(int), atol=1)
     assert float(r.headers["x-reconstruction-loss"]) == pytest.approx(loss, rel=1e-4)
 
 
@@ -171,7 +180,7 @@ def test_reconstruct_json_is_the_library_loss(server, videos, trained_model, dec
     assert (body["num_hidden"], body["num_decoded"], body["num_scored"]) == (enc.sum(), dec.sum(), (enc & dec).sum())
     assert body["psnr"] > 0 and body["frame_indices"] == list(range(0, 16, 2))
     png = Image.open(io.BytesIO(base64.b64decode(body["image_png_base64"])))
-    assert png.size == (8 * 64, 3 * 64)
+    assert png.size == (8 * 64, 5 * 64)
 
 
 def test_trained_model_reconstructs_better_than_random(server, tmp_path, model_dirs, videos):

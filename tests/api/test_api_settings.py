@@ -69,3 +69,27 @@ def test_check_loads_the_model(model_dirs, tmp_path):
     not_weights.write_text("{}")
     wrong = _run_module({"VIDEOMAE_MODEL": str(not_weights)}, "--check")
     assert wrong.returncode == 2 and "not a checkpoint this loader reads" in wrong.stderr, wrong.stderr
+
+
+@pytest.mark.parametrize("case", ["missing model", "unreadable model", "missing index"])
+def test_start_up_errors_are_one_line(case, model_dirs, tmp_path):
+    """`python -m api` with a model or an index that does not load: exit 2 before serving, one line naming the variable,
+    the path and the command that makes one; no traceback (the serve step after a demo that made something else)."""
+    env = {"VIDEOMAE_MODEL": str(model_dirs["random"]), "VIDEOMAE_PORT": "1"}  # never bound: it must exit first
+    if case == "missing model":
+        env["VIDEOMAE_MODEL"] = str(tmp_path / "runs/pretrain-tiny/model")
+    elif case == "unreadable model":
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "config.json").write_text("{not json")
+        (tmp_path / "model" / "model.safetensors").write_bytes(b"\0" * 64)
+        env["VIDEOMAE_MODEL"] = str(tmp_path / "model")
+    else:
+        env["VIDEOMAE_INDEX"] = str(tmp_path / "runs/index/sample")
+    out = _run_module(env)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    variable = "VIDEOMAE_INDEX" if case == "missing index" else "VIDEOMAE_MODEL"
+    assert f"{variable}={env[variable]} does not load" in lines[0], lines[0]
+    assert "make demo" in lines[0] and ("trainer/search.py build" if variable == "VIDEOMAE_INDEX"
+                                        else "trainer/pretrain.py") in lines[0], lines[0]

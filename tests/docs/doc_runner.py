@@ -9,7 +9,9 @@ reads from an HTML comment right before a block (`<!--pytest.mark.NAME-->`). Wha
 - `skip(reason=...)`: not run by the docs test; the reason names the test that covers it (`make test` is this
   suite; `make demo` is covered by its `--quick` twin in tests/infra/test_quickstart.py);
 - `cluster`, `docker`: need a Ray cluster or a Docker engine; the tests that start those run them
-  (`blocks(page, "cluster")`).
+  (`blocks(page, "cluster")`);
+- `demo`: the README's commands after `make demo`, on what the demo made: tests/infra/test_quickstart.py runs them,
+  as written, after the demo's --quick twin has written to `runs/demo`.
 
 Python blocks run as files with the workspace's `.venv/bin/python`. Blocks of other languages (text, trees, JSON)
 are not code and are left alone. The only change the runner makes to a command is an `Override`: a documented
@@ -31,7 +33,7 @@ from pytest_codeblocks import extract_from_file
 
 REPO = Path(__file__).resolve().parents[2]
 SHELLS = ("bash", "sh", "shell", "console")
-NOT_HERE = ("skip", "cluster", "docker")  # marks whose blocks other tests run (or nobody, with a reason)
+NOT_HERE = ("skip", "cluster", "docker", "demo")  # marks whose blocks other tests run (or nobody, with a reason)
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,32 @@ def test_docs_stand_on_their_own():
                  and p.is_file() and p.name != "test_docs_run.py"
                  and re.search(r"\b(DESIGN|STYLE)\.md", p.read_text(errors="replace"))]
     assert not offenders, offenders
+
+
+def test_quickstart_numbers_come_from_a_demo_summary():
+    """docs/quickstart.md's figures are the render of a demo's summary.json committed beside it, never typed."""
+    import importlib
+    import sys
+
+    if str(REPO / "scripts") not in sys.path:  # scripts/ are plain scripts; demo_report imports its sibling `stages`
+        sys.path.insert(0, str(REPO / "scripts"))
+    demo_report = importlib.import_module("demo_report")
+    page = (REPO / "docs/quickstart.md").read_text()
+    start, end = page.index(demo_report.NUMBERS_BEGIN), page.index(demo_report.NUMBERS_END)
+    block = page[start:end + len(demo_report.NUMBERS_END)]
+    committed = REPO / "docs/quickstart-summary.json"
+    if not committed.exists():  # no run committed yet: no figures at all, rather than typed ones
+        assert block == f"{demo_report.NUMBERS_BEGIN}\n{demo_report.NUMBERS_END}", block
+        return
+    summary = json.loads(committed.read_text())
+    assert block == demo_report.numbers_block(summary)
+    assert summary["config"] == "configs/demo/quickstart.yaml"  # make demo's, not the --quick twin's
+
+
+def test_docs_curl_commands_show_error_bodies():
+    """Every curl call to the API in the docs keeps the API's error answer (--fail-with-body), none hides it (-f)."""
+    calls = [line for page in doc_pages() for block in all_blocks(page) for line in commands(block.code)
+             if line.startswith("curl ") and ":8000" in line]
+    assert len(calls) >= 8, calls
+    for line in calls:
+        assert "--fail-with-body" in line and not re.search(r"\s-\w*f\w*\s", line.replace("--fail-with-body", "")), line

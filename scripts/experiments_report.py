@@ -260,12 +260,13 @@ def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}g}"
 
 
-def _seeds(values: list) -> str:
+def _seeds(values: list, digits: int = 1) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
     mean, sd = _mean_sd(vals)
-    return " / ".join(f"{v:.1f}" for v in vals) + f" (mean {mean:.1f}" + (f" ± {sd:.1f})" if sd else ")")
+    return (" / ".join(f"{v:.{digits}f}" for v in vals) + f" (mean {mean:.{digits}f}"
+            + (f" ± {sd:.{digits}f})" if sd else ")"))
 
 
 def render(summary: dict) -> str:
@@ -291,8 +292,8 @@ def render(summary: dict) -> str:
     if dm:
         rc, v1 = dm["arms"]
         lines += ["", f"Dual masking ({rc} against {v1}, the same schedule): {dm['flops_ratio']:.3f}x the FLOPs per "
-                      f"clip; held-out reconstruction {_seeds(dm['heldout_recon']['running_cell'])} against "
-                      f"{_seeds(dm['heldout_recon']['v1'])} (every hidden token decoded, fixed masks; lower is "
+                      f"clip; held-out reconstruction {_seeds(dm['heldout_recon']['running_cell'], 3)} against "
+                      f"{_seeds(dm['heldout_recon']['v1'], 3)} (every hidden token decoded, fixed masks; lower is "
                       f"better); "
                       f"linear probe {_seeds(dm['linear_top1']['running_cell'])} % against "
                       f"{_seeds(dm['linear_top1']['v1'])} %."]

@@ -190,6 +190,11 @@ def _hf_block(prefix_in: str, prefix_out: str, state: Mapping[str, torch.Tensor]
             out[f"{prefix_out}{dst}.{p}"] = state[f"{prefix_in}{src}.{p}"]
 
 
+# Decoder weights that keep their names between our state dict and transformers' VideoMAEForPreTraining (both ways).
+HF_SAME_NAME_DECODER_KEYS = ("decoder.norm.weight", "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias",
+                             "encoder_to_decoder.weight", "mask_token")
+
+
 def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) -> tuple[str, dict[str, torch.Tensor]]:
     """HF VideoMAEForPreTraining / VideoMAEModel / VideoMAEForVideoClassification keys -> ours."""
     if any(k.startswith("videomae.") for k in state):
@@ -207,8 +212,7 @@ def remap_hf(state: Mapping[str, torch.Tensor], hf_config: Mapping[str, Any]) ->
     if kind.decoder:
         for i in range(hf_config["decoder_num_hidden_layers"]):
             _hf_block(f"decoder.decoder_layers.{i}.", f"decoder.blocks.{i}.", state, out)
-        for k in ("decoder.norm.weight", "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias",
-                  "encoder_to_decoder.weight", "mask_token"):
+        for k in HF_SAME_NAME_DECODER_KEYS:
             out[k] = state[k]
     if kind.head:
         if "fc_norm.weight" in state:

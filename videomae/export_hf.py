@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from videomae.checkpoint import HF_BLOCK
+from videomae.checkpoint import HF_BLOCK, HF_SAME_NAME_DECODER_KEYS
 from videomae.model import ModelKind
 
 HF_HEAD_EPS = 1e-5  # HF builds decoder.norm and fc_norm as nn.LayerNorm(dim): torch's default eps
@@ -100,8 +100,7 @@ def hf_state(state: dict[str, torch.Tensor], kind: ModelKind, depth: int, decode
     if kind.decoder:
         for i in range(decoder_depth):
             _block_to_hf(f"decoder.blocks.{i}.", f"decoder.decoder_layers.{i}.", state, out, hf_keys)
-        for k in ("decoder.norm.weight", "decoder.norm.bias", "decoder.head.weight", "decoder.head.bias",
-                  "encoder_to_decoder.weight", "mask_token"):
+        for k in HF_SAME_NAME_DECODER_KEYS:
             out[k] = state[k]
     if kind.head:
         if "fc_norm.weight" in state:

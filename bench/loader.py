@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from processes import Watch, snapshot, tree_cpu  # bench/ is on the path when a script runs
+from tables import table
 
-from bench.processes import Watch, snapshot, tree_cpu
-from bench.tables import table
 from trainer.data import SampleSpec, auto_block_mb, build_dataset, clips_per_block, decode_batch, sample_nbytes
 from trainer.plan import EpochPlan, ShardIndex
 from videomae.augment import train_frames

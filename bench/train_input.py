@@ -44,7 +44,8 @@ def recipe(shards: str, storage: str, name: str, steps: int, extra: list[str]):
 
 def pipeline_run(cfg) -> dict:
     """One Ray Train run; steady-state step time and data wait from its metrics, memory peaks of every process."""
-    from bench.processes import Watch, tree_cpu
+    from processes import Watch, tree_cpu  # bench/ is on the path when a script runs
+
     from trainer import pretrain
     from trainer.metrics import read_metrics
 

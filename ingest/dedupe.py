@@ -1,6 +1,8 @@
 """Dedupe: exact (same sha256) and near (same content re-encoded, resized, cropped, trimmed, re-timed).
 
-Stages, all over the fingerprinted records (plain numpy, no Ray):
+The rule, in one process over the fingerprinted records (plain numpy, no Ray): `find_duplicates`. The ingest's
+dedupe step runs the same rule as stages over files (ingest/dedupe_stages.py), reusing `lsh_keys`, `candidate_pairs`
+and the distance; tests check the two agree row for row. Stages:
 1. exact groups by sha256;
 2. LSH candidates: every (indexed sample, crop level) vector of a signature is hashed by `bands` p-stable keys, each
    the concatenation of `rows` quantised coordinates floor((v_j + b_j) / width) on random dimensions (an
@@ -29,7 +31,6 @@ import numpy as np
 from ingest import signature
 from ingest.config import SOURCE_KINDS, Dedupe
 from ingest.records import VideoRecord
-from ingest.step import Context, Records
 
 log = logging.getLogger(__name__)
 
@@ -227,18 +228,3 @@ def find_duplicates(records: list[VideoRecord], cfg: Dedupe) -> DedupeResult:
     stats.update({"exact": exact, "near": len(dups) - exact, "leaks": leaks})
     dups.sort(key=lambda row: row["video_id"])
     return DedupeResult(sorted(kept), dups, stats)
-
-
-def dedupe_step(records: Records, ctx: Context) -> Records:
-    """Step dedupe: every ok record is kept or marked the duplicate of a kept one (`duplicate_of`, kind, distance)."""
-    ok = [r for r in records if r.ok]
-    result = find_duplicates(ok, ctx.cfg.dedupe)
-    by_id = {r.video_id: r for r in ok}
-    for row in result.duplicates:
-        rec = by_id[row["video_id"]]
-        rec.duplicate_of, rec.duplicate_kind = row["kept_video_id"], row["kind"]
-        rec.duplicate_distance = row["distance"]
-    s = ctx.facts["dedupe"] = result.stats
-    log.info("dedupe: %d ok -> %d kept, %d exact, %d near (%d train/val leaks); %d candidate pairs", len(ok),
-             len(result.kept), s.get("exact", 0), s.get("near", 0), s.get("leaks", 0), s.get("candidates", 0))
-    return records

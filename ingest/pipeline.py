@@ -1,7 +1,7 @@
 """The Ray Data runner: `ingest.steps.STEPS` as a Ray Data graph (the only ingest module that imports Ray).
 
-    list (driver) -> probe+fingerprint (tasks) -> labels, dedupe, parts (driver) -> clips (one task per part)
-                  -> tables (driver)
+    list (driver) -> probe+fingerprint (tasks) -> labels (driver) -> dedupe (driver writes signature blocks; its
+                  stages run as tasks over files) -> parts (driver) -> clips (one task per part) -> tables (driver)
 
 `ingest.steps.walk` decides what runs where; this module only maps groups of records over Ray tasks: the records
 travel as they are (pickled), with the validated config beside them, never as dicts or JSON. Per-video work runs as
@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import ray
 
@@ -65,10 +66,28 @@ def _map_groups(name: str, run: Callable[[Records, Context], Records], groups: l
     return done
 
 
+@ray.remote(num_cpus=1)
+def _task(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def map_tasks(name: str, fn: Callable[[Any], Any], items: list) -> list:
+    """A dataset step's own tasks (dedupe's stages) as plain Ray tasks: they pass files, so only small results come
+    back here; in item order, logging progress."""
+    refs = [_task.remote(fn, x) for x in items]
+    pending, last = list(refs), time.time()
+    while pending:
+        _, pending = ray.wait(pending, num_returns=1, timeout=30)
+        if time.time() - last > 30 or not pending:
+            log.info("%s: %d/%d tasks", name, len(refs) - len(pending), len(refs))
+            last = time.time()
+    return ray.get(refs)
+
+
 def run(cfg: IngestConfig) -> dict:
     """Run the whole ingest on Ray; returns the manifest (its "counts" are the per-source summary)."""
     started = time.time()
     init_ray(cfg)
-    manifest = walk(Context(cfg, started=started), _map_groups, video_groups=_blocks(cfg))
+    manifest = walk(Context(cfg, started=started, map_tasks=map_tasks), _map_groups, video_groups=_blocks(cfg))
     log.info("done in %.1f s: %s", time.time() - started, cfg.output)
     return manifest

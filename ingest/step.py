@@ -20,11 +20,19 @@ Scope = Literal["video", "part", "dataset"]
 Records = list[VideoRecord]
 
 
+def local_map(name: str, fn: Callable[[Any], Any], items: list) -> list:
+    """Run a dataset step's tasks in this process (`Context.map_tasks` of `run_local`)."""
+    return [fn(x) for x in items]
+
+
 @dataclass
 class Context:
     cfg: IngestConfig
     started: float = 0.0  # time.time() when the run began
     facts: dict[str, Any] = field(default_factory=dict)  # labels, dedupe counts, parts, manifest: dataset steps
+    # How a dataset step runs its own tasks (dedupe's stages): map_tasks(name, fn, items) -> [fn(x) for x in items],
+    # in this process or as Ray tasks (ingest.pipeline); the tasks pass files, not records, between them.
+    map_tasks: Callable[[str, Callable[[Any], Any], list], list] = local_map
 
 
 @dataclass(frozen=True)

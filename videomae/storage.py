@@ -169,9 +169,9 @@ def find(uri: str, options: Options = None) -> list[str]:
     return sorted(_uri(p, uri) for p in fs.find(path, **_raise_on_error(fs)))
 
 
-def remove(uri: str, options: Options = None) -> None:
+def remove(uri: str, options: Options = None, recursive: bool = False) -> None:
     fs, path = filesystem(uri, options)
-    fs.rm(path)
+    fs.rm(path, recursive=recursive)
 
 
 # ---------------------------------------------------------------------------------------------- content

@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable
 
-from ingest import dedupe, labels
+from ingest import dedupe_stages, labels
 from ingest.config import IngestConfig
 from ingest.step import Context, Records, Scope, Step, each
 from ingest.steps import fingerprint, listing, probe, tables, write
@@ -19,7 +19,7 @@ STEPS: tuple[Step, ...] = (
     Step("probe", "video", each(probe.probe_record)),  # exists, size, container facts, long enough for a clip
     Step("fingerprint", "video", each(fingerprint.fingerprint_record)),  # sha256, signature, decodes to the end
     Step("labels", "dataset", labels.label_step),  # the merged label space; each record's merged label
-    Step("dedupe", "dataset", dedupe.dedupe_step),  # exact and near copies, train/val leaks; survivors
+    Step("dedupe", "dataset", dedupe_stages.dedupe_step),  # exact and near copies, train/val leaks (staged tasks)
     Step("parts", "dataset", write.parts_step),  # kept videos -> parts of `ray.videos_per_part`
     Step("clips", "part", write.clips_step),  # sample, decode, resize, JPEG; write the part (resumable)
     Step("tables", "dataset", tables.tables_step),  # videos/duplicates/rejects, labels.json, manifest.json (last)

@@ -183,7 +183,7 @@ def _keys(work: Work, b: int) -> dict:
     blk = _load(work.block_uri(b))
     reps = ~np.isin(blk["ids"], _dropped(work, b)["ids"])
     sigs, lens, ids = blk["sigs"][reps], blk["lens"][reps], blk["ids"][reps]
-    keys, owners = lsh_keys(sigs, lens, work.cfg)
+    keys, owners = lsh_keys(sigs, lens, work.cfg, chunk=4096)  # ~60 MB of temporaries per chunk
     owners = ids[owners]  # local row -> global id (lsh_keys emits owners in ascending order; so do the ids)
     part = (keys % np.uint64(work.partitions)).astype(np.int64)
     written = 0

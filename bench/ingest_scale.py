@@ -90,6 +90,7 @@ def one(n: int, work_dir: Path, cpus: int, identity_max: int, block_videos: int,
            "dedupe_s": round(dedupe_s, 1), "stages": result.stages, "stats": result.stats,
            "driver_peak_mb": driver_mb,
            "worker_peak_mb": max((p["hwm"] for p in workers.values()), default=0.0),
+           "process_peaks_mb": {role: p["hwm"] for role, p in watch.peaks().items()},  # every kind: raylet, GCS...
            "shuffle_mb": round(sum(s["bytes"] for s in result.stages.values()) / 1e6, 1),
            "digest": result_digest(result.ids, result.kept, result.kind, result.distance),
            **synthetic.score(planted, result.ids, result.kept, lambda o: dropped.get(o, o))}

@@ -33,9 +33,12 @@ def _config(shards, *overrides):
 
 def _object_store() -> tuple[int, int]:
     """(MiB in the object store now, MiB spilled so far) as the raylet reports them."""
+    import ray
     from ray._private.internal_api import memory_summary
 
-    s = memory_summary(stats_only=True)
+    # This session's own cluster, by address: without one, Ray looks for "the" local instance and refuses when another
+    # job on the machine runs its own.
+    s = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)
     used = re.search(r"Plasma memory usage (\d+) MiB", s)
     spilled = re.search(r"Spilled (\d+) MiB", s)
     return int(used.group(1)) if used else 0, int(spilled.group(1)) if spilled else 0

@@ -28,6 +28,7 @@ lint:
 bench:
 	$(PY) bench/model_step.py
 	$(PY) bench/ingest_pipeline.py
+	$(PY) bench/ingest_scale.py --sizes 10000 100000 1000000 --json data/bench-videos/ingest_scale.json
 	$(PY) bench/realistic_videos.py data/bench-videos --layouts 256:75 320:90
 	$(PY) bench/loader.py --inputs data/bench-videos --json data/bench-videos/loader.json
 	test -d data/sample/shards || ($(PY) -m ingest.sample_data data/sample --small && $(PY) -m ingest --config configs/ingest/sample.yaml)

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -170,6 +171,16 @@ def find(uri: str, options: Options = None) -> list[str]:
 
 
 def remove(uri: str, options: Options = None, recursive: bool = False) -> None:
+    """Remove a file, or with `recursive` a directory and everything below it. Local paths go through the os
+    module: fsspec's local rm asks for the working directory, which a Ray job's driver can lose (its working_dir
+    package unpacked by another node of the same machine and removed under it)."""
+    if is_local(uri):
+        path = local_path(uri)
+        if recursive and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return
     fs, path = filesystem(uri, options)
     fs.rm(path, recursive=recursive)
 

@@ -3,6 +3,9 @@ model directory, a training checkpoint and a reference .pth by URI."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import fsspec
 import pytest
 import torch
@@ -56,3 +59,20 @@ def test_load_model_reads_uris(tmp_path, scheme):
         assert torch.equal(ref.forward_features(x), model.forward_features(x))
     with pytest.raises(FileNotFoundError):
         load_model(f"{base}/nothing-here")
+
+
+def test_remove_a_tree_after_the_working_directory_is_gone(tmp_path):
+    """A Ray job's driver can lose its working directory (its working_dir package, unpacked by another node of the same
+    machine, removed under it); removing a local tree must not need it (fsspec's local rm asks for it)."""
+    tree = tmp_path / "out" / "_work"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f.npz").write_bytes(b"x")
+    code = ("import os, sys; from videomae import storage; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+            "storage.remove(sys.argv[2], recursive=True); storage.remove(sys.argv[3]); print('ok')")
+    gone = tmp_path / "cwd"
+    gone.mkdir()
+    (tmp_path / "file").write_text("x")
+    run = subprocess.run([sys.executable, "-c", code, str(gone), str(tree), str(tmp_path / "file")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+    assert not tree.exists() and not (tmp_path / "file").exists() and (tmp_path / "out").is_dir()

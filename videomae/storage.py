@@ -172,8 +172,9 @@ def find(uri: str, options: Options = None) -> list[str]:
 
 def remove(uri: str, options: Options = None, recursive: bool = False) -> None:
     """Remove a file, or with `recursive` a directory and everything below it. Local paths go through the os
-    module: fsspec's local rm asks for the working directory, which a Ray job's driver can lose (its working_dir
-    package unpacked by another node of the same machine and removed under it)."""
+    module: fsspec's local rm asks for the working directory, and an ingest job's driver on the local two-node
+    cluster was found without one (its working_dir package gone from under it once tasks had run on the other node
+    of the same machine; tests/infra/test_local_topology.py)."""
     if is_local(uri):
         path = local_path(uri)
         if recursive and path.is_dir() and not path.is_symlink():

@@ -62,8 +62,8 @@ def test_load_model_reads_uris(tmp_path, scheme):
 
 
 def test_remove_a_tree_after_the_working_directory_is_gone(tmp_path):
-    """A Ray job's driver can lose its working directory (its working_dir package, unpacked by another node of the same
-    machine, removed under it); removing a local tree must not need it (fsspec's local rm asks for it)."""
+    """An ingest job's driver on the local two-node cluster was found without its working directory (its working_dir
+    package gone from under it); removing a local tree must not need one (fsspec's local rm asks for it)."""
     tree = tmp_path / "out" / "_work"
     (tree / "a" / "b").mkdir(parents=True)
     (tree / "a" / "b" / "f.npz").write_bytes(b"x")

@@ -161,8 +161,8 @@ def _exact(work: Work, p: int) -> dict:
     order = np.lexsort((rows["ids"], rows["sha"]))  # by sha, then id: the first of a group is its representative
     ids, sha, ev = rows["ids"][order], rows["sha"][order], rows["eval"][order]
     first = np.r_[True, sha[1:] != sha[:-1]] if len(sha) else np.zeros(0, bool)
-    rep = ids[np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))] if len(ids) else ids
-    rep_eval = ev[np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))] if len(ids) else ev
+    head = np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0)) if len(ids) else np.zeros(0, np.int64)
+    rep, rep_eval = ids[head], ev[head]  # each row's group's first: its representative
     copy = ~first
     blocks = work.block_of(ids[copy])
     written = 0
@@ -173,10 +173,12 @@ def _exact(work: Work, p: int) -> dict:
     return {"exact": int(copy.sum()), "bytes": written}
 
 
+DROP_SCHEMA = {"ids": ((), np.int64), "rep": ((), np.int64), "eval": ((), bool), "rep_eval": ((), bool)}
+
+
 def _dropped(work: Work, b: int) -> dict[str, np.ndarray]:
-    parts = [_load(work.uri("drop", f"{p:05d}", f"{b:05d}.npz")) for p in range(work.partitions)]
-    return _concat(parts, {"ids": ((), np.int64), "rep": ((), np.int64), "eval": ((), bool),
-                           "rep_eval": ((), bool)})
+    """Block b's exact copies, from every partition's exact task."""
+    return _concat([_load(work.uri("drop", f"{p:05d}", f"{b:05d}.npz")) for p in range(work.partitions)], DROP_SCHEMA)
 
 
 def _keys(work: Work, b: int) -> dict:
@@ -223,7 +225,7 @@ def _attach(work: Work, a: int) -> dict:
 
 def _verify(work: Work, c: int, batch: int = 4096) -> dict:
     parts = [_load(work.uri("attach", f"{a:05d}", f"{c:05d}.npz")) for a in range(work.blocks)]
-    k = signature_len(work)
+    k = work.cfg.max_samples  # the blocks' padded length
     got = _concat(parts, {"pairs": ((2,), np.int64), "sigs": ((k, signature.L, signature.D), np.uint8),
                           "lens": ((), np.int64), "eval": ((), bool)})
     blk = _load(work.block_uri(c))
@@ -237,10 +239,6 @@ def _verify(work: Work, c: int, batch: int = 4096) -> dict:
     _save(work.uri("edges", f"{c:05d}.npz"), pairs=got["pairs"][m], dist=dist[m], eval_i=got["eval"][m],
           eval_j=blk["eval"][row[m]])
     return {"near_edges": int(m.sum())}
-
-
-def signature_len(work: Work) -> int:
-    return work.cfg.max_samples
 
 
 def _survivors(work: Work, _: int) -> dict:
@@ -284,14 +282,16 @@ def _resolve(work: Work, p: int) -> dict:
     """Exact copies in partition p against their representative's keeper (the representative itself, unless dedupe
     dropped it as a near copy: then its keeper, kind near, at that distance)."""
     kp = _load(work.uri("keepers.npz"))
-    drops = _concat([_load(work.uri("drop", f"{p:05d}", f"{b:05d}.npz")) for b in range(work.blocks)],
-                    {"ids": ((), np.int64), "rep": ((), np.int64), "eval": ((), bool), "rep_eval": ((), bool)})
-    at = np.searchsorted(kp["ids"], drops["rep"])
-    at = np.minimum(at, max(0, len(kp["ids"]) - 1))
-    moved = (kp["ids"][at] == drops["rep"]) if len(kp["ids"]) else np.zeros(len(drops["rep"]), bool)
-    kept = np.where(moved, kp["kept"][at] if len(kp["ids"]) else 0, drops["rep"])
-    dist = np.where(moved, kp["dist"][at] if len(kp["ids"]) else 0.0, 0.0)
-    kept_eval = np.where(moved, kp["kept_eval"][at] if len(kp["ids"]) else False, drops["rep_eval"])
+    drops = _concat([_load(work.uri("drop", f"{p:05d}", f"{b:05d}.npz")) for b in range(work.blocks)], DROP_SCHEMA)
+    if len(kp["ids"]):
+        at = np.minimum(np.searchsorted(kp["ids"], drops["rep"]), len(kp["ids"]) - 1)
+        moved = kp["ids"][at] == drops["rep"]  # the representative was itself dropped as a near copy
+        kept = np.where(moved, kp["kept"][at], drops["rep"])
+        dist = np.where(moved, kp["dist"][at], 0.0)
+        kept_eval = np.where(moved, kp["kept_eval"][at], drops["rep_eval"])
+    else:
+        moved, kept = np.zeros(len(drops["ids"]), bool), drops["rep"]
+        dist, kept_eval = np.zeros(len(drops["ids"])), drops["rep_eval"]
     _save(work.uri("dups", f"{p:05d}.npz"), ids=drops["ids"], kept=kept, dist=dist, near=moved, eval=drops["eval"],
           kept_eval=kept_eval)
     return {"exact_rows": int(len(drops["ids"]))}
